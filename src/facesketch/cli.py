@@ -1,0 +1,74 @@
+"""The `facesketch` command: a table of verbs, each a plain function also callable from Python."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from facesketch.errors import UserError
+
+# verb -> module exposing `register(subparsers)`; modules are imported lazily so `--help` stays fast
+VERBS: dict[str, tuple[str, str]] = {
+    "train": ("facesketch.training.cli", "train the attention-guided CycleGAN (or a baseline) from a YAML config"),
+    "translate": ("facesketch.translate", "translate photos into sketches (or back) with a trained model"),
+    "data": ("facesketch.data.cli", "download and check datasets (FS2K, unpaired folders)"),
+    "normals": ("facesketch.priors.normals_cli", "precompute DSINE pseudo-ground-truth normal maps for a dataset"),
+    "weights": ("facesketch.priors.weights_cli", "list, fetch, verify and locate pretrained prior weights"),
+    "evaluate": ("facesketch.evaluation.cli", "evaluate sketches with LPIPS, SSIM, MS-SSIM, FSIM and SCOOT (FS2K protocol)"),
+    "export": ("facesketch.export.cli", "export a trained generator (safetensors or ONNX)"),
+    "report": ("facesketch.report.cli", "write a self-contained HTML report of a training run"),
+    "serve": ("facesketch.serve.cli", "start a local web demo for a trained model"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``argv`` given, only the module of the verb it names is imported."""
+    parser = argparse.ArgumentParser(
+        prog="facesketch",
+        description="Face photo <-> sketch translation (attention-guided CycleGAN with surface-normal and edge losses).",
+    )
+    from facesketch import __version__
+
+    parser.add_argument("--version", action="version", version=f"facesketch {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    wanted = [a for a in (argv or []) if not a.startswith("-")][:1]
+    for verb, (module, help_text) in VERBS.items():
+        if wanted and wanted[0] in VERBS and wanted[0] != verb:
+            sub.add_parser(verb, help=help_text)
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:  # a verb whose optional module is absent still lists itself
+            if not e.name or not e.name.startswith("facesketch"):
+                raise
+            p = sub.add_parser(verb, help=help_text + " (unavailable)")
+            p.set_defaults(func=lambda args, _e=e: _unavailable(_e))
+            continue
+        mod.register(sub, help_text)
+    return parser
+
+
+def _unavailable(e: Exception) -> int:
+    raise UserError(f"this command is not available in this installation ({e})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; returns the exit status (0 ok, 1 failure reported by the verb, 2 user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except UserError as e:
+        print(f"facesketch {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"facesketch {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: the FS2K index and its quirks, the generic unpaired folder layout, CycleGAN-style sampling."""

@@ -1,0 +1,146 @@
+"""Generators: AttentionGAN's attention-guided ResNet generator (scheme II) and CycleGAN's plain ResNet generator.
+
+Both take and return RGB images in [-1, 1] of shape (B, 3, H, W) with H, W multiples of 4.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class GeneratorOutput(NamedTuple):
+    """What a generator returns.
+
+    image: (B, 3, H, W) in [-1, 1], the translated image.
+    attention: (B, K+1, H, W) softmax masks summing to 1 per pixel (K foreground masks, then the
+        background mask that copies the input), or None for generators without attention.
+    content: (B, K, 3, H, W) tanh content images in [-1, 1], or None.
+    """
+
+    image: torch.Tensor
+    attention: torch.Tensor | None = None
+    content: torch.Tensor | None = None
+
+
+def _norm(ch: int) -> nn.Module:
+    # AttentionGAN hard-codes InstanceNorm without affine parameters or running statistics
+    return nn.InstanceNorm2d(ch, affine=False, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    """reflect-pad 1, conv 3x3, IN, ReLU, reflect-pad 1, conv 3x3, IN; out = x + block(x) (no ReLU after the add)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(ch), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(ch),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def _encoder(in_ch: int, ngf: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), _norm(ngf), nn.ReLU(True),
+        nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1), _norm(ngf * 2), nn.ReLU(True),
+        nn.Conv2d(ngf * 2, ngf * 4, 3, stride=2, padding=1), _norm(ngf * 4), nn.ReLU(True),
+    )  # fmt: skip
+
+
+def _upsampler(ngf: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(ngf * 4, ngf * 2, 3, stride=2, padding=1, output_padding=1), _norm(ngf * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 2, ngf, 3, stride=2, padding=1, output_padding=1), _norm(ngf), nn.ReLU(True),
+    )  # fmt: skip
+
+
+class AttentionGenerator(nn.Module):
+    """AttentionGAN-v2 generator ("our" in Ha0Tang/AttentionGAN), as used by the paper.
+
+    Shared encoder (conv 7x7, two stride-2 convs) and ``n_blocks`` residual blocks, then two decoders
+    with separate weights on the same trunk:
+      - content branch: two ConvTranspose stages, reflect-pad 3, conv 7x7 -> ``3 * n_masks`` channels, tanh:
+        ``n_masks`` candidate RGB images C_1..C_K;
+      - attention branch: two ConvTranspose stages, conv 1x1 -> ``n_masks + 1`` channels, softmax over them:
+        K foreground masks and one background mask.
+    out = sum_i C_i * A_i + background * A_{K+1}, where background is the input image (variant "our")
+    or an extra generated image (variant "geo", AttentionGAN's geometric-change variant).
+
+    Input/output: RGB in [-1, 1], (B, 3, H, W); the output stays in [-1, 1] as a convex combination.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 n_masks: int = 9, variant: str = "our"):  # fmt: skip
+        super().__init__()
+        if variant not in ("our", "geo"):
+            raise ValueError(f"variant must be 'our' or 'geo', got {variant!r}")
+        if variant == "our" and in_channels != out_channels:
+            raise ValueError("the 'our' variant copies the input through the background mask: in_channels must equal out_channels")
+        self.variant, self.n_masks, self.out_channels = variant, n_masks, out_channels
+        n_images = n_masks + (1 if variant == "geo" else 0)
+        self.encoder = _encoder(in_channels, ngf)
+        self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
+        self.content_up = _upsampler(ngf)
+        self.content_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels * n_images, 7), nn.Tanh())
+        self.attention_up = _upsampler(ngf)
+        self.attention_head = nn.Conv2d(ngf, n_masks + 1, 1)
+
+    def forward(self, x: torch.Tensor) -> GeneratorOutput:
+        feat = self.resblocks(self.encoder(x))
+        b, _, h, w = x.shape
+        content = self.content_head(self.content_up(feat)).view(b, -1, self.out_channels, h, w)
+        attention = torch.softmax(self.attention_head(self.attention_up(feat)), dim=1)
+        if self.variant == "our":
+            images = torch.cat([content, x.unsqueeze(1)], dim=1)  # background mask copies the input
+        else:
+            images = content
+        image = (images * attention.unsqueeze(2)).sum(dim=1)
+        return GeneratorOutput(image, attention, content[:, : self.n_masks])
+
+
+class ResnetGenerator(nn.Module):
+    """CycleGAN's ``resnet_9blocks`` generator: encoder, residual blocks, two ConvTranspose stages, conv 7x7, tanh.
+
+    Input/output: RGB in [-1, 1], (B, 3, H, W). No dropout (CycleGAN's default for unpaired training).
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9):
+        super().__init__()
+        self.encoder = _encoder(in_channels, ngf)
+        self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
+        self.decoder = nn.Sequential(_upsampler(ngf), nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(self.decoder(self.resblocks(self.encoder(x))))
+
+
+def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
+    """CycleGAN's 'normal' init: every Conv/ConvTranspose/Linear weight ~ N(0, std), bias 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):  # only used by users' custom variants; CycleGAN's rule
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def build_generator(arch: str = "attention", *, ngf: int = 64, n_blocks: int = 9, n_masks: int = 9,
+                    init_std: float = 0.02) -> nn.Module:  # fmt: skip
+    """Factory used by training and by exports. ``arch``: 'attention', 'attention-geo' or 'resnet'."""
+    if arch == "attention":
+        net = AttentionGenerator(ngf=ngf, n_blocks=n_blocks, n_masks=n_masks, variant="our")
+    elif arch == "attention-geo":
+        net = AttentionGenerator(ngf=ngf, n_blocks=n_blocks, n_masks=n_masks, variant="geo")
+    elif arch == "resnet":
+        net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
+    else:
+        raise ValueError(f"unknown generator architecture {arch!r} (attention, attention-geo, resnet)")
+    return init_weights(net, init_std)

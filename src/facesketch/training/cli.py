@@ -1,0 +1,91 @@
+"""`facesketch train`: build the config from a preset and key=value overrides, pick the run directory, train."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from facesketch.config import Config, field_docs, load_config
+from facesketch.errors import UserError
+
+EPILOG = """\
+examples:
+  facesketch train --config paper                      # the full method on FS2K (needs dsine.pt and normal maps)
+  facesketch train --config attention-cyclegan train.batch_size=2 --out runs/acg
+  facesketch train --out runs/acg --resume             # continue from the newest checkpoint
+  torchrun --nproc_per_node 2 -m facesketch train --config paper
+  facesketch train --list-keys                         # every key=value setting with its meaning
+"""
+
+
+def next_run_dir(base: Path, name: str) -> Path:
+    """runs/<name>-000, runs/<name>-001, ... (the first free number)."""
+    base.mkdir(parents=True, exist_ok=True)
+    used = [int(m[1]) for p in base.iterdir() if (m := re.fullmatch(rf"{re.escape(name)}-(\d{{3,}})", p.name))]
+    return base / f"{name}-{(max(used) + 1) if used else 0:03d}"
+
+
+def list_keys() -> str:
+    lines = []
+    for f in dataclasses.fields(Config):
+        sub = getattr(Config(), f.name)
+        if not dataclasses.is_dataclass(sub):
+            lines.append(f"{f.name} = {sub!r}")
+            continue
+        docs = field_docs(type(sub))
+        for g in dataclasses.fields(sub):
+            lines.append(f"{f.name}.{g.name} = {getattr(sub, g.name)!r}")
+            if g.name in docs:
+                lines.append(f"    {docs[g.name]}")
+    return "\n".join(lines)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.list_keys:
+        print(list_keys())
+        return 0
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.resume:
+        if not args.out:
+            raise UserError("--resume needs --out RUN_DIR (the run to continue)")
+        run_dir = Path(args.out)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise UserError(f"--resume: {saved} not found (is {run_dir} a facesketch run directory?)")
+        if args.config:
+            raise UserError("--resume continues a run with its own config.yaml: drop --config and pass changes as key=value")
+        cfg = load_config(None, overrides, base=yaml.safe_load(saved.read_text()))
+    else:
+        if not args.config:
+            raise UserError("--config is required (a YAML file or a preset: paper, attention-cyclegan, cyclegan, debug, ...)")
+        cfg = load_config(args.config, overrides)
+        if cfg.name == Config.name:
+            cfg.name = Path(args.config).stem
+        run_dir = Path(args.out) if args.out else next_run_dir(Path("runs"), cfg.name)
+    if args.show_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    from facesketch.training.loop import train
+
+    train(cfg, run_dir, resume=args.resume)
+    return 0
+
+
+def register(sub, help_text: str) -> None:
+    p = sub.add_parser("train", help=help_text, description=help_text + ".", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--config", help="YAML file or preset name (configs/<name>.yaml): paper, attention-cyclegan, cyclegan, "
+                   "no-edge, no-normal, no-edge-normal, debug, demo")  # fmt: skip
+    p.add_argument("--out", help="run directory (default: runs/<config name>-NNN)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (same as train.device=...)")
+    p.add_argument("--show-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--list-keys", action="store_true", help="list every configuration key with its default and meaning")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.batch_size=2 data.root=DIR")
+    p.set_defaults(func=run_train)

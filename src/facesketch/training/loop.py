@@ -1,0 +1,382 @@
+"""The training loop, top to bottom: set-up, data, networks, optimisers, resume, steps, logging, checkpoints, export.
+
+Run directory layout:
+    config.yaml          resolved configuration (every field)
+    stats.jsonl          one JSON object per log interval (named scalars, lr, images/s, eval metrics)
+    tb/                  the same scalars for TensorBoard
+    samples/             step_XXXXXXXX.png grids of fixed test images and attention_XXXXXXXX.png mask panels
+    checkpoints/         step_XXXXXXXX.pt full training states (latest ``keep_checkpoints`` kept)
+    export/              model.safetensors: both generators + their config, for `facesketch translate`
+    losses.png, report.html
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from facesketch.config import Config, save_config
+from facesketch.data import fs2k
+from facesketch.data.datasets import (EpochSampler, ImageBank, NormalBank, UnpairedDataset, build_banks, discover,
+                                      normal_map_path)  # fmt: skip
+from facesketch.data.transforms import from_model_range, load_size_for, to_model_range
+from facesketch.errors import UserError
+from facesketch.losses.gan import ImagePool
+from facesketch.losses.priors import build_prior_terms
+from facesketch.models import PatchDiscriminator, build_generator
+from facesketch.training import checkpoint as ck
+from facesketch.training.distributed import DistInfo, barrier, gather_to_main, init_distributed, shutdown
+from facesketch.training.stats import StatsAccumulator, StatsWriter
+from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
+
+N_FIXED = 4  # test images per domain shown in sample grids
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """Learning-rate multiplier for 0-based ``epoch``.
+
+    The scheduler steps at the END of each epoch (AttentionGAN / original CycleGAN order), so 1-based epoch
+    k trains at lr0 * (1 - max(0, k - n_epochs) / (n_epochs_decay + 1)): constant for the first n_epochs,
+    then linear decay that never reaches 0 (the last epoch trains at lr0 / (n_epochs_decay + 1)).
+    """
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def resolve_data_root(cfg: Config) -> Path:
+    if cfg.data.root:
+        return Path(cfg.data.root)
+    root = fs2k.find_root()
+    if root is None:
+        raise UserError(f"data.root is not set and {fs2k.FS2K_HOWTO}")
+    return root
+
+
+def _amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    if setting == "off":
+        return None
+    if setting == "fp16":
+        return torch.float16
+    if setting == "bf16":
+        return torch.bfloat16
+    # auto: bf16 on GPUs that support it; fp32 on CPU (CPU autocast is slower than fp32 on most CPUs)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _adam(params, cfg: Config, device: torch.device) -> torch.optim.Adam:
+    t = cfg.train
+    kw = {}
+    mode = t.fused_adam if t.fused_adam != "auto" else ("fused" if device.type == "cuda" else "foreach")
+    if mode == "fused":
+        kw["fused"] = True
+    elif mode == "foreach":
+        kw["foreach"] = True
+    else:
+        kw["foreach"] = False
+    return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), **kw)
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available() and len(s["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(s["cuda"])
+    n = s["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+
+
+def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to crop_size."""
+    try:
+        files = discover(root, "test", cfg.data.source)
+    except UserError:
+        files = discover(root, "train", cfg.data.source)
+    size = cfg.data.crop_size
+    A = ImageBank(files.A[:N_FIXED], size, cache=False)
+    B = ImageBank(files.B[:N_FIXED], size, cache=False)
+    to = lambda bank: to_model_range(torch.stack([torch.from_numpy(bank[i].transpose(2, 0, 1).copy()) for i in range(len(bank))]))  # noqa: E731
+    return to(A).to(device), to(B).to(device)
+
+
+@torch.no_grad()
+def save_samples(run_dir: Path, step: int, G: CycleGenerators, fixed: tuple[torch.Tensor, torch.Tensor]) -> Path:
+    """Grid of real_A, fake_B, rec_A, real_B, fake_A, rec_B for the fixed test images, plus G_A's attention masks."""
+    from facesketch.data.images import save_image_atomic
+    from facesketch.report.grids import attention_panel, sample_grid
+
+    real_A, real_B = fixed
+    G_A, G_B = G.G_A, G.G_B
+    out_A = G_A(real_A)
+    fake_B = out_A.image
+    rec_A = G_B(fake_B).image
+    fake_A = G_B(real_B).image
+    rec_B = G_A(fake_A).image
+    n = min(real_A.shape[0], real_B.shape[0])
+    cols = {k: from_model_range(v[:n]).cpu().numpy() for k, v in
+            dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A, real_B=real_B, fake_A=fake_A, rec_B=rec_B).items()}  # fmt: skip
+    path = Path(run_dir) / "samples" / f"step_{step:08d}.png"
+    save_image_atomic(sample_grid(cols), path)
+    if out_A.attention is not None:
+        panel = attention_panel(cols["real_A"][0], out_A.attention[0].float().cpu().numpy(), cols["fake_B"][0])
+        save_image_atomic(panel, Path(run_dir) / "samples" / f"attention_{step:08d}.png")
+    return path
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    has_ckpt = bool(ck.list_checkpoints(run_dir))
+    if resume and not has_ckpt:
+        raise UserError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} (start a new run without --resume)")
+    if not resume and has_ckpt:
+        raise UserError(f"--out {run_dir} already holds a training run: pass --resume to continue it, or choose another --out")
+
+
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict:
+    """Train a model as ``cfg`` says, writing everything into ``run_dir``. Returns a summary dict (rank 0)."""
+    run_dir = Path(run_dir)
+    dist = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, run_dir, resume, dist)
+    finally:
+        shutdown(dist)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
+    t, device, main = cfg.train, dist.device, dist.is_main
+    prepare_run_dir(run_dir, resume)
+    state = None
+    if resume:
+        found = ck.latest_checkpoint(run_dir)
+        if found is None:
+            raise UserError(f"--resume: no readable checkpoint in {run_dir / 'checkpoints'}")
+        state = found[1]
+        if main:
+            print(f"resuming from {found[0]} (step {state['step']})")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = t.cudnn_benchmark
+    amp = _amp_dtype(t.amp, device)
+    channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
+
+    # ---- frozen priors first: a missing weight file should fail before minutes of data loading
+    terms = build_prior_terms(cfg.loss, cfg.priors, device)
+    needs_normals = any(getattr(term, "needs_normals", False) for term in terms)
+
+    # ---- data: validated once, cached as uint8
+    root = resolve_data_root(cfg)
+    files = discover(root, "train", cfg.data.source)
+    if cfg.data.max_items:
+        files.A, files.B, files.ids_A = files.A[: cfg.data.max_items], files.B[: cfg.data.max_items], files.ids_A[: cfg.data.max_items]
+    A, B = build_banks(files, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
+                       cache=cfg.data.cache, progress=t.progress and main)  # fmt: skip
+    normals = None
+    if needs_normals:
+        nroot = Path(cfg.data.normals_dir) if cfg.data.normals_dir else root / "normals"
+        size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
+        normals = NormalBank([normal_map_path(nroot, root, p) for p in files.A], size, cache=cfg.data.cache)
+        normals.validate(
+            f"run `facesketch normals {root} --out {nroot} --size {size}` first (or set data.normals_dir, "
+            f"or loss.lambda_normal=0 to train without the normal loss)"
+        )
+    dataset = UnpairedDataset(A, B, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
+                              flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, normals=normals)  # fmt: skip
+    sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
+    workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, (os.cpu_count() or 1) - 1))
+    loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0, drop_last=False)  # fmt: skip
+    steps_per_epoch = math.ceil(sampler.per_rank() / t.batch_size)
+    total_epochs = t.n_epochs + t.n_epochs_decay
+    total_steps = total_epochs * steps_per_epoch
+    if t.max_steps:
+        total_steps = min(total_steps, t.max_steps)
+    fixed = _fixed_batch(cfg, root, device) if main else None
+
+    # ---- networks (identical init on every rank; DDP also broadcasts rank 0's weights)
+    torch.manual_seed(t.seed)
+    m = cfg.model
+    G_A = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
+    G_B = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
+    D_A = PatchDiscriminator(ndf=m.ndf, n_layers=m.n_layers_D)
+    D_B = PatchDiscriminator(ndf=m.ndf, n_layers=m.n_layers_D)
+    from facesketch.models.generators import init_weights
+
+    init_weights(D_A, m.init_std), init_weights(D_B, m.init_std)
+    G, D = CycleGenerators(G_A, G_B).to(device), CycleDiscriminators(D_A, D_B).to(device)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    opt_G, opt_D = _adam(G.parameters(), cfg, device), _adam(D.parameters(), cfg, device)
+    lam = lambda e: lr_factor(e, t.n_epochs, t.n_epochs_decay)  # noqa: E731
+    sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lam)
+    sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, lam)
+    torch.manual_seed(t.seed + dist.rank)  # per-rank stream for anything random from here on
+    pool_A = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank)
+    pool_B = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank + 1)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+
+    step, epoch, done_in_epoch = 0, 0, 0
+    if state is not None:
+        G.G_A.load_state_dict(state["nets"]["G_A"]), G.G_B.load_state_dict(state["nets"]["G_B"])
+        D.D_A.load_state_dict(state["nets"]["D_A"]), D.D_B.load_state_dict(state["nets"]["D_B"])
+        opt_G.load_state_dict(state["opt_G"]), opt_D.load_state_dict(state["opt_D"])
+        sched_G.load_state_dict(state["sched_G"]), sched_D.load_state_dict(state["sched_D"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, epoch, done_in_epoch = int(state["step"]), int(state["epoch"]), int(state["samples_in_epoch"])
+        per_rank = state["per_rank"]
+        if len(per_rank) == dist.world:
+            mine = per_rank[dist.rank]
+            pool_A.load_state_dict(mine["pool_A"], device), pool_B.load_state_dict(mine["pool_B"], device)
+            _set_rng_state(mine["rng"])
+        elif main:
+            print(f"note: checkpoint was written by {len(per_rank)} process(es), now {dist.world}: image pools restart empty")
+
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if t.compile else (G, D)
+    settings = StepSettings(cfg.loss.gan_mode, cfg.loss.lambda_gan, cfg.loss.lambda_cycle_A, cfg.loss.lambda_cycle_B,
+                            cfg.loss.lambda_identity, amp, channels_last)  # fmt: skip
+    step_fn = CycleGANStep(G_run, D_run, opt_G, opt_D, settings, terms, pool_A, pool_B, scaler)
+    plain_G = G.module if dist.enabled else G
+    plain_D = D.module if dist.enabled else D
+
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    writer = StatsWriter(run_dir, enabled=main, resume_step=step if state is not None else None)
+
+    def save_state() -> Path | None:
+        per_rank = gather_to_main(dist, {"pool_A": pool_A.state_dict(), "pool_B": pool_B.state_dict(), "rng": _rng_state()})
+        if not main:
+            return None
+        st = {
+            "format": ck.FORMAT, "step": step, "epoch": epoch, "samples_in_epoch": done_in_epoch,
+            "nets": {"G_A": plain_G.G_A.state_dict(), "G_B": plain_G.G_B.state_dict(),
+                     "D_A": plain_D.D_A.state_dict(), "D_B": plain_D.D_B.state_dict()},
+            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+            "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "per_rank": per_rank, "config": cfg.to_dict(), "world": dist.world,
+        }  # fmt: skip
+        path = ck.checkpoint_path(run_dir, step)
+        ck.atomic_torch_save(st, path)
+        ck.prune_checkpoints(run_dir, t.keep_checkpoints)
+        return path
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="training", unit="step",
+               disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
+    acc = StatsAccumulator()
+    t_start, t_log, n_log = time.time(), time.time(), 0
+    last_ckpt_step = step if state is not None else -1
+    stop_reason = None
+    evaluator = _make_evaluator(cfg, root, plain_G, device) if (t.eval_every and main) else None
+    if main:
+        print(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
+              f"  images: {len(A)} photos / {len(B)} sketches")  # fmt: skip
+
+    while epoch < total_epochs and stop_reason is None:
+        if step >= total_steps:
+            stop_reason = "max_steps"
+            break
+        sampler.set_epoch(epoch, start=done_in_epoch)
+        for batch in loader:
+            real_A = to_model_range(batch["A"].to(device, non_blocking=True))
+            real_B = to_model_range(batch["B"].to(device, non_blocking=True))
+            normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
+            stats = step_fn(real_A, real_B, normals_A)
+            step += 1
+            done_in_epoch += real_A.shape[0]
+            acc.add(stats)
+            n_log += real_A.shape[0]
+            bar.update(1)
+            if step % t.log_every == 0 or step == total_steps:
+                values = acc.pop()
+                now = time.time()
+                values["lr"] = opt_G.param_groups[0]["lr"]
+                values["images_per_s"] = n_log * dist.world / max(now - t_log, 1e-9)
+                t_log, n_log = now, 0
+                writer.write(step, epoch + done_in_epoch / (steps_per_epoch * t.batch_size), values)
+                bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
+            if main and (step % t.sample_every == 0 or step == 1):
+                save_samples(run_dir, step, plain_G, fixed)
+            if step % t.checkpoint_every == 0:
+                save_state()
+                last_ckpt_step = step
+            if step >= total_steps:
+                stop_reason = "max_steps" if t.max_steps else "done"
+                break
+            if t.max_minutes and (time.time() - t_start) / 60 >= t.max_minutes:
+                stop_reason = "max_minutes"
+                break
+        else:
+            # epoch complete: step the schedulers AFTER the epoch's last optimiser step, then evaluate
+            sched_G.step(), sched_D.step()
+            epoch, done_in_epoch = epoch + 1, 0
+            if evaluator is not None and epoch % t.eval_every == 0:
+                metrics = evaluator()
+                writer.write(step, float(epoch), {f"eval/{k}": v for k, v in metrics.items()})
+            barrier(dist)
+            continue
+        # inner loop stopped early; if the stop landed exactly at an epoch end, finish that epoch's bookkeeping
+        if done_in_epoch >= sampler.per_rank():
+            sched_G.step(), sched_D.step()
+            epoch, done_in_epoch = epoch + 1, 0
+    bar.close()
+    if stop_reason is None:
+        stop_reason = "done"
+    if step != last_ckpt_step:
+        save_state()
+    summary = {"run_dir": str(run_dir), "step": step, "epoch": epoch, "stop": stop_reason, "minutes": (time.time() - t_start) / 60}
+    if main:
+        save_samples(run_dir, step, plain_G, fixed)
+        from facesketch.translate import model_meta
+
+        ck.export_generators(run_dir / "export" / "model.safetensors", {"G_A": plain_G.G_A, "G_B": plain_G.G_B}, model_meta(cfg))
+        writer.close()
+        try:
+            from facesketch.report.run_report import write_run_report
+
+            summary["report"] = str(write_run_report(run_dir))
+        except ImportError:
+            pass
+        print(f"stopped ({stop_reason}) at step {step}, epoch {epoch}; export: {run_dir / 'export' / 'model.safetensors'}")
+    barrier(dist)
+    return summary
+
+
+def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device):
+    """A closure evaluating G_A on a fixed subset of the FS2K test split (five metrics), or None without FS2K."""
+    if not fs2k.is_fs2k_root(root):
+        print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
+        return None
+    from facesketch.evaluation.during_training import evaluate_translator
+    from facesketch.translate import Translator, model_meta
+
+    records = [r for r in fs2k.load_split(root, "test") if r.photo and r.sketch][: cfg.train.eval_subset]
+
+    def run() -> dict:
+        tr = Translator(G.G_A, model_meta(cfg), device=device)
+        try:
+            return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device)
+        finally:
+            G.train()
+
+    return run

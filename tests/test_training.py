@@ -1,0 +1,209 @@
+"""Training: real steps on tiny data, exact resume, the learning-rate schedule, checkpoints, exports, configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from facesketch.config import Config, load_config, preset_path
+from facesketch.errors import UserError
+from facesketch.losses.gan import ImagePool, gan_loss
+from facesketch.training import checkpoint as ck
+from facesketch.training.loop import lr_factor, train
+from helpers import make_unpaired, tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_unpaired(tmp_path_factory.mktemp("data") / "unpaired")
+
+
+def _cfg(data, **extra):
+    return load_config(None, tiny_overrides(data, **extra))
+
+
+def test_a_few_real_steps_write_a_complete_run(data, tmp_path):
+    run = tmp_path / "run"
+    summary = train(_cfg(data, **{"train.max_steps": 3}), run)
+    assert summary["step"] == 3 and summary["stop"] == "max_steps"
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2, 3]
+    for key in ("G_A", "G_B", "cycle_A", "cycle_B", "D_A", "D_B", "G_total", "attn_bg_A", "lr", "images_per_s"):
+        assert key in stats[-1] and stats[-1][key] == stats[-1][key]  # present and not NaN
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["ngf"] == 4
+    assert ck.list_checkpoints(run)[-1].name == "step_00000003.pt"
+    assert (run / "export" / "model.safetensors").is_file()
+    assert sorted(p.name for p in (run / "samples").glob("step_*.png")) == ["step_00000001.png", "step_00000003.png"]
+    assert (run / "samples" / "attention_00000003.png").is_file()
+
+
+def test_step_overfits_a_fixed_batch():
+    """The G phase and the D phase both learn: on one repeated batch the cycle loss collapses and D separates."""
+    from facesketch.models import PatchDiscriminator, build_generator
+    from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
+
+    torch.manual_seed(0)
+    G = CycleGenerators(build_generator("attention", ngf=8, n_blocks=1, n_masks=3), build_generator("attention", ngf=8, n_blocks=1, n_masks=3))
+    D = CycleDiscriminators(PatchDiscriminator(ndf=8), PatchDiscriminator(ndf=8))
+    opt_G, opt_D = torch.optim.Adam(G.parameters(), 2e-3, betas=(0.5, 0.999)), torch.optim.Adam(D.parameters(), 2e-3, betas=(0.5, 0.999))
+    step = CycleGANStep(G, D, opt_G, opt_D, StepSettings(lambda_cycle_A=10, lambda_cycle_B=10, lambda_identity=0.5))
+    smooth = lambda: torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4) * 2 - 1, size=32, mode="bilinear")  # noqa: E731
+    a, b = smooth(), smooth()
+    first = step(a, b)
+    assert set(first) >= {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B", "G_total", "attn_bg_A"}
+    assert all(v.dim() == 0 and not v.requires_grad for v in first.values())
+    for _ in range(40):
+        last = step(a, b)
+    assert last["cycle_A"] < 0.5 * first["cycle_A"] and last["cycle_B"] < 0.5 * first["cycle_B"]
+    assert last["D_A"] < first["D_A"] and last["D_B"] < first["D_B"]
+
+
+def _weights(run: Path) -> dict:
+    state = ck.load_train_state(ck.list_checkpoints(run)[-1])
+    return state
+
+
+def test_resume_is_bit_exact(data, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    # batch 2 on 6 photos: 3 steps per epoch, so the resume point (step 2) is mid-epoch and step 4 crosses an epoch
+    train(_cfg(data, **{"train.max_steps": 4, "train.n_epochs": 1, "train.n_epochs_decay": 2}), straight)
+    train(_cfg(data, **{"train.max_steps": 2, "train.n_epochs": 1, "train.n_epochs_decay": 2}), split)
+    from facesketch.cli import main
+
+    assert main(["train", "--out", str(split), "--resume", "train.max_steps=4"]) == 0
+    a, b = _weights(straight), _weights(split)
+    assert a["step"] == b["step"] == 4 and a["epoch"] == b["epoch"] == 1
+    for net in ("G_A", "G_B", "D_A", "D_B"):
+        for k, v in a["nets"][net].items():
+            assert torch.equal(v, b["nets"][net][k]), f"{net}.{k} differs after resume"
+    for opt in ("opt_G", "opt_D"):
+        for pid, st in a[opt]["state"].items():
+            for k, v in st.items():
+                assert torch.equal(v, b[opt]["state"][pid][k]), f"{opt} state {pid}.{k} differs"
+    assert a["sched_G"]["last_epoch"] == b["sched_G"]["last_epoch"] == 1
+    assert torch.equal(a["per_rank"][0]["pool_A"]["images"], b["per_rank"][0]["pool_A"]["images"])
+    # the decayed lr after the first epoch is the same too
+    assert a["opt_G"]["param_groups"][0]["lr"] == b["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * (1 - 1 / 3))
+    # stats.jsonl of the resumed run has no duplicate steps
+    steps = [json.loads(x)["step"] for x in (split / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_lr_schedule_steps_at_epoch_end():
+    # 75 + 75: epochs 1..75 at lr0; epoch 76 at lr0 * (1 - 1/76); epoch 150 at lr0 / 76
+    assert [lr_factor(e, 75, 75) for e in (0, 74)] == [1.0, 1.0]
+    assert lr_factor(75, 75, 75) == pytest.approx(1 - 1 / 76)
+    assert lr_factor(149, 75, 75) == pytest.approx(1 / 76)
+    # scheduler stepping after each epoch reproduces those values on the optimiser
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=2e-4)
+    sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, 2, 3))
+    seen = []
+    for _epoch in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    assert seen == pytest.approx([2e-4, 2e-4, 2e-4 * 3 / 4, 2e-4 * 2 / 4, 2e-4 * 1 / 4])
+
+
+def test_lr_in_stats_follows_the_schedule(data, tmp_path):
+    run = tmp_path / "run"
+    # 3 steps per epoch; n_epochs 1 + decay 2 -> epoch 1 at lr0, epoch 2 at 2/3 lr0, epoch 3 at 1/3 lr0
+    train(_cfg(data, **{"train.max_steps": 9, "train.n_epochs": 1, "train.n_epochs_decay": 2}), run)
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    lrs = [round(s["lr"] / 2e-4, 6) for s in stats]
+    assert lrs == [1, 1, 1, round(2 / 3, 6), round(2 / 3, 6), round(2 / 3, 6), round(1 / 3, 6), round(1 / 3, 6), round(1 / 3, 6)]
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(data, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(data, **{"train.max_steps": 1}), run)
+    with pytest.raises(UserError, match="--resume"):
+        train(_cfg(data, **{"train.max_steps": 1}), run)
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(_cfg(data), tmp_path / "empty", resume=True)
+
+
+def test_corrupt_newest_checkpoint_falls_back(data, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(data, **{"train.max_steps": 2, "train.checkpoint_every": 1, "train.keep_checkpoints": 3}), run)
+    ck.checkpoint_path(run, 2).write_bytes(b"garbage")
+    path, state = ck.latest_checkpoint(run)
+    assert path.name == "step_00000001.pt" and state["step"] == 1
+
+
+def test_checkpoint_loading_never_unpickles_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    p = tmp_path / "step_00000001.pt"
+    torch.save({"format": ck.FORMAT, "x": Evil()}, p)
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        ck.load_train_state(p)
+
+
+def test_gan_loss_and_pool():
+    pred = torch.full((2, 1, 3, 3), 0.5)
+    assert gan_loss(pred, True).item() == pytest.approx(0.25)
+    assert gan_loss(pred, False).item() == pytest.approx(0.25)
+    pool = ImagePool(2, seed=0)
+    a = torch.ones(2, 3, 4, 4)
+    assert torch.equal(pool.query(a), a)  # filling: returns the inputs
+    outs = [pool.query(torch.full((1, 3, 4, 4), float(i))) for i in range(2, 40)]
+    returned_old = sum(o.mean().item() < i + 2 for i, o in enumerate(outs))
+    assert 5 < returned_old < 33  # about half the time a stored (older) image comes back
+    st = pool.state_dict()
+    clone = ImagePool(0)
+    clone.load_state_dict(st)
+    x = torch.full((1, 3, 4, 4), 99.0)
+    assert torch.equal(pool.query(x), clone.query(x))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_is_valid(name):
+    cfg = load_config(name)
+    assert isinstance(cfg, Config)
+    assert yaml.safe_load(preset_path(name).read_text())  # non-empty, overrides only
+
+
+def test_paper_and_ablation_presets_say_what_they_are():
+    paper = load_config("paper")
+    assert (paper.loss.lambda_edge, paper.loss.lambda_normal, paper.loss.lambda_gan) == (1.0, 10.0, 1.0)
+    assert (paper.loss.lambda_cycle_A, paper.loss.lambda_cycle_B, paper.loss.lambda_identity) == (0.1, 0.1, 0.0)
+    assert (paper.train.lr, paper.train.batch_size, paper.train.n_epochs + paper.train.n_epochs_decay) == (2e-4, 4, 150)
+    acg = load_config("attention-cyclegan")
+    assert acg.loss.lambda_edge == acg.loss.lambda_normal == 0 and acg.model.generator == "attention"
+    cg = load_config("cyclegan")
+    assert cg.model.generator == "resnet" and cg.loss.lambda_cycle_A == 10 and cg.loss.lambda_identity == 0.5
+    assert load_config("no-edge").loss.lambda_edge == 0 and load_config("no-edge").loss.lambda_normal == 10
+    assert load_config("no-normal").loss.lambda_normal == 0 and load_config("no-normal").loss.lambda_edge == 1
+
+
+@pytest.mark.parametrize("override, msg", [
+    ("train.bacth_size=2", "unknown config key 'train.bacth_size'"),
+    ("train.batch_size=two", "train.batch_size: expected an integer"),
+    ("train.batch_size=0", "train.batch_size: must be >= 1"),
+    ("data.crop_size=30", "data.crop_size: must be a multiple of 4"),
+    ("data.load_size=100", "data.load_size: must be >= data.crop_size"),
+    ("model.generator=unet", "model.generator"),
+    ("loss.lambda_edge=-1", "loss.lambda_edge: must be >= 0"),
+    ("train.amp=fp8", "train.amp"),
+    ("nonsense", "expected key=value"),
+])  # fmt: skip
+def test_bad_config_values_name_the_key(override, msg):
+    with pytest.raises(UserError, match=msg.replace(".", r"\.").replace("(", r"\(")):
+        load_config(None, [override])
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("train:\n  batch_size: [1, 2]\n")
+    with pytest.raises(UserError, match="x.yaml: train.batch_size"):
+        load_config(str(p))
