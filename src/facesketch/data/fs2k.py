@@ -14,13 +14,15 @@ from facesketch.errors import UserError
 SPLITS = ("train", "test")
 _NAME = re.compile(r"^photo(\d+)/image(\d+)$")
 # attribute -> readable names of its values, for subset means in evaluation reports
+# (value meanings from the FS2K README: 0 = "with" for the binary attributes)
 ATTRIBUTES = {
     "style": {0: "style1", 1: "style2", 2: "style3"},
-    "gender": {0: "female", 1: "male"},
+    "gender": {0: "male", 1: "female"},
     "hair": {0: "hair", 1: "no-hair"},
+    "hair_color": {0: "brown", 1: "black", 2: "red", 3: "no-hair", 4: "golden"},
     "earring": {0: "earring", 1: "no-earring"},
     "smile": {0: "smile", 1: "no-smile"},
-    "frontal_face": {0: "frontal", 1: "non-frontal"},
+    "frontal_face": {0: "frontal (<=30 deg)", 1: "rotated (>30 deg)"},
 }
 FS2K_HOWTO = (
     "FS2K not found: run `facesketch data download fs2k --out DIR` and set FS2K_ROOT=DIR "
