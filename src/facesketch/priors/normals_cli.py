@@ -1,0 +1,155 @@
+"""`facesketch normals DATA_ROOT`: precompute DSINE pseudo-ground-truth normal maps for the training photos.
+
+Each photo is resized exactly as the training pipeline resizes it before the random crop (bicubic to
+load_size x load_size), DSINE runs on that image (fov-60 intrinsics, final prediction), and the map is saved as
+float16 (3, L, L) ``.npy`` under the photo's relative path (plus a ``.png`` preview, RGB = (n+1)/2). The dataset
+later crops and flips each map together with its photo. Resumable: finished maps are skipped; a manifest
+records the weights' checksum and the settings, and a mismatch refuses to mix maps from different settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from facesketch.errors import UserError
+
+MANIFEST = "manifest.json"
+
+
+def _save_npy_atomic(arr: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def settings_for(size: int, weights_id: str, prediction: int) -> dict:
+    """What must match for two maps to be interchangeable."""
+    return {"size": int(size), "resize": "PIL bicubic, aspect not kept (CycleGAN resize)", "fov_deg": 60.0,
+            "prediction": int(prediction), "weights": weights_id, "dtype": "float16", "layout": "(3, H, W) x right, y down, z to camera"}  # fmt: skip
+
+
+def _weights_id(weights: str | None, synthetic_seed: int | None) -> tuple[str, str | None]:
+    """(id for the manifest, resolved weights path or None)."""
+    if synthetic_seed is not None:
+        return f"synthetic:{synthetic_seed}", None
+    from facesketch.download import sha256_file
+
+    if weights:
+        p = Path(weights)
+        if not p.is_file():
+            raise UserError(f"--dsine-weights {p}: file not found")
+    else:
+        from facesketch.priors.weights import resolve
+
+        p = resolve("dsine")
+    return f"sha256:{sha256_file(p)}", str(p)
+
+
+def precompute_normals(root: str | Path, out: str | Path | None = None, *, size: int = 286, split: str = "train",
+                       source: str = "auto", weights: str | None = None, synthetic_seed: int | None = None,
+                       prediction: int = -1, batch_size: int = 4, device: str = "cpu", limit: int = 0,
+                       previews: bool = True, progress: bool = True) -> dict:  # fmt: skip
+    """Compute (or finish computing) the normal maps of ``split``'s photos; returns counts {'done', 'skipped', 'total'}."""
+    import torch
+    from PIL import Image
+    from tqdm import tqdm
+
+    from facesketch.data.datasets import discover, normal_map_path
+    from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
+    from facesketch.priors.dsine import build_normal_estimator, normals_to_rgb
+
+    root = Path(root)
+    out = Path(out) if out else root / "normals"
+    files = discover(root, split, source)
+    photos = files.A[:limit] if limit else files.A
+    wid, wpath = _weights_id(weights, synthetic_seed)
+    settings = settings_for(size, wid, prediction)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"--out {out}: not writable ({e.strerror}); pass --out to a writable folder "
+                        f"and train with data.normals_dir=THAT_FOLDER") from None  # fmt: skip
+    mpath = out / MANIFEST
+    if mpath.exists():
+        old = json.loads(mpath.read_text())
+        if old.get("settings") != settings:
+            raise UserError(f"{mpath}: existing maps were computed with other settings ({old.get('settings')}); "
+                            f"use another --out, or delete {out} to recompute")  # fmt: skip
+    todo = [p for p in photos if not normal_map_path(out, root, p).is_file()]
+    counts = {"total": len(photos), "skipped": len(photos) - len(todo), "done": 0, "unreadable": 0}
+    if todo:
+        dev = torch.device(device)
+        est = build_normal_estimator(wpath, synthetic_seed=synthetic_seed, prediction=prediction, device=dev)
+        bar = tqdm(total=len(todo), desc="normals", unit="img", disable=not progress)
+        for i in range(0, len(todo), batch_size):
+            chunk, imgs = [], []
+            for p in todo[i : i + batch_size]:
+                try:
+                    imgs.append(load_rgb_array(p, (size, size)))
+                    chunk.append(p)
+                except UnreadableImageError as e:
+                    counts["unreadable"] += 1
+                    print(f"warning: skipping {e}")
+            if chunk:
+                x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(255).to(dev)
+                with torch.no_grad():
+                    n = est(x).float().cpu().numpy()
+                for p, m in zip(chunk, n):
+                    dest = normal_map_path(out, root, p)
+                    _save_npy_atomic(m.astype(np.float16), dest)
+                    if previews:
+                        save_image_atomic(Image.fromarray(normals_to_rgb(m)), dest.with_suffix(".png"))
+                    counts["done"] += 1
+            bar.update(len(todo[i : i + batch_size]))
+        bar.close()
+    manifest = {"settings": settings, "dataset_root": str(root.resolve()), "split": split, "count": len(photos) - counts["unreadable"],
+                "tool": "facesketch normals"}  # fmt: skip
+    tmp = mpath.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, mpath)
+    return counts
+
+
+def run_normals(args: argparse.Namespace) -> int:
+    from facesketch.training.distributed import pick_device
+
+    counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
+                                synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
+                                device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
+                                progress=not args.quiet)  # fmt: skip
+    print(f"normal maps: {counts['done']} computed, {counts['skipped']} already present, {counts['unreadable']} unreadable, "
+          f"{counts['total']} photos in all -> {args.out or Path(args.root) / 'normals'}")  # fmt: skip
+    return 1 if counts["unreadable"] else 0
+
+
+def register(sub, help_text: str) -> None:
+    p = sub.add_parser("normals", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="dataset root (FS2K or trainA/ trainB/ layout)")
+    p.add_argument("--out", help="where the maps go (default ROOT/normals; training reads data.normals_dir)")
+    p.add_argument("--size", type=int, default=286, help="the training load_size (default 286); maps are (3, size, size)")
+    p.add_argument("--split", default="train", help="which split's photos (default train)")
+    p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")
+    p.add_argument("--synthetic-seed", type=int, help="use deterministic synthetic DSINE weights (testing only: not real normals)")
+    p.add_argument("--prediction", type=int, default=-1, help="DSINE output used: -1 final (default) or 0 initial")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
+    p.add_argument("--no-previews", action="store_true", help="skip the .png previews")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_normals)
