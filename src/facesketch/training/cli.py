@@ -49,8 +49,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(list_keys())
         return 0
     overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"train.device={args.device}")
+    for flag, key in (("device", "train.device"), ("dsine_weights", "priors.dsine_weights"), ("hed_weights", "priors.hed"),
+                      ("lpips_trunk", "priors.lpips_trunk"), ("lpips_heads", "priors.lpips_heads")):  # fmt: skip
+        if getattr(args, flag):
+            overrides.append(f"{key}={getattr(args, flag)}")
     if args.resume:
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
@@ -85,6 +87,10 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--out", help="run directory (default: runs/<config name>-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (same as train.device=...)")
+    p.add_argument("--dsine-weights", metavar="PATH", help="dsine.pt for the normal loss (same as priors.dsine_weights=PATH)")
+    p.add_argument("--hed-weights", metavar="PATH", help="HED weights file for the edge loss (same as priors.hed=PATH)")
+    p.add_argument("--lpips-trunk", metavar="PATH", help="LPIPS trunk weights (same as priors.lpips_trunk=PATH)")
+    p.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 heads (same as priors.lpips_heads=PATH)")
     p.add_argument("--show-config", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--list-keys", action="store_true", help="list every configuration key with its default and meaning")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.batch_size=2 data.root=DIR")
