@@ -1,0 +1,79 @@
+"""`facesketch export`: write a trained model as ONNX (one generator) and/or as the light safetensors export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from facesketch.errors import UserError
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from facesketch.translate import DIRECTIONS, Translator
+
+    if not args.onnx and not args.safetensors:
+        raise UserError("nothing to write: pass --onnx OUT.onnx and/or --safetensors OUT.safetensors")
+    if args.onnx:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise UserError("--onnx needs the onnx extra: pip install 'facesketch[onnx]' (onnx, onnxruntime)") from None
+        from facesketch.export.onnx import export_onnx, onnx_parity
+
+        tr = Translator.from_path(args.model, direction=args.direction)
+        size = args.size or tr.size
+        meta = {"facesketch_config": json.dumps(tr.meta), "direction": args.direction, "size": str(size)}
+        out = export_onnx(tr.G, args.onnx, size=size, opset=args.opset, metadata=meta)
+        print(f"wrote {out} ({args.direction}, input 'image' (N, 3, {size}, {size}) RGB in [-1, 1], opset {args.opset})")
+        if args.check:
+            try:
+                errs = onnx_parity(out, tr.G, size=size)
+            except ImportError:
+                print("note: onnxruntime is not installed: skipped the parity check", file=sys.stderr)
+            else:
+                print("onnxruntime vs PyTorch, max |diff|: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
+                if max(errs.values()) > 1e-3:
+                    print("warning: the ONNX model disagrees with PyTorch by more than 1e-3", file=sys.stderr)
+                    return 1
+        if args.half and not args.safetensors:
+            print("note: --half applies to --safetensors only", file=sys.stderr)
+    if args.safetensors:
+        from facesketch.training.checkpoint import export_generators
+
+        gens, meta = {}, None
+        for d in DIRECTIONS:
+            try:
+                tr = Translator.from_path(args.model, direction=d)
+            except UserError:
+                if d == "AtoB":
+                    raise
+                print(f"note: {args.model} has no {d} generator; the export holds G_A only", file=sys.stderr)
+                continue
+            gens["G_A" if d == "AtoB" else "G_B"], meta = tr.G, tr.meta
+        out = export_generators(Path(args.safetensors), gens, meta, half=args.half)
+        print(f"wrote {out} ({', '.join(gens)}, {'float16' if args.half else 'float32'}, {out.stat().st_size / 2**20:.2f} MB)")
+    return 0
+
+
+def register(sub, help_text: str) -> None:
+    p = sub.add_parser("export", help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=help_text + ".\n\n"
+                       "--onnx: one generator (--direction) as an ONNX graph: input 'image' float32 (N, 3, S, S), RGB in\n"
+                       "[-1, 1], dynamic batch N; outputs 'translated' (N, 3, S, S) in [-1, 1] and, for attention\n"
+                       "generators, 'attention' (N, K+1, S, S). Checked against PyTorch with onnxruntime when installed.\n"
+                       "--safetensors: both generators and their config in one file, what `translate` and `serve` load\n"
+                       "(--half stores float16 weights: half the size).",
+                       epilog="examples:\n"
+                       "  facesketch export --model runs/fs2k --onnx sketch.onnx\n"
+                       "  facesketch export --model runs/fs2k --safetensors fs2k-half.safetensors --half")  # fmt: skip
+    p.add_argument("--model", required=True, help="a run directory or an exported model.safetensors")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="write the --direction generator as ONNX here")
+    p.add_argument("--safetensors", metavar="OUT", help="write the light export (both generators + config) here")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="ONNX: AtoB photo -> sketch (default) or BtoA")
+    p.add_argument("--size", type=int, default=0, help="ONNX input size S (default: the model's training crop size)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (11 to 20; default 17)")
+    p.add_argument("--half", action="store_true", help="safetensors: store float16 weights")
+    p.add_argument("--no-check", dest="check", action="store_false", help="ONNX: skip the onnxruntime parity check")
+    p.set_defaults(func=run_export)

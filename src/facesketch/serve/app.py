@@ -1,0 +1,253 @@
+"""The web demo's FastAPI app: upload checks (size while reading, type by content, pixel count), translation, JSON out.
+
+Routes: ``GET /`` the page, ``GET /api/info`` the model and limits, ``POST /api/translate?direction=AtoB&align=true``
+with the image as the ``file`` field of a multipart form or as the raw request body. The answer holds base64 PNG
+data URLs (see ``DemoModel.run``); rejected uploads get ``{"detail": message}`` with 400, 413 or 415.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facesketch.data.images import to_rgb
+from facesketch.errors import UserError
+
+# Formats PIL identifies that a browser upload plausibly is (MPO: JPEGs from phones with a second frame)
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+FORM_SLACK = 64 * 1024  # room for the multipart envelope around the file
+# After the limit is passed, up to this many times the limit is still read (and dropped, never kept) so that the
+# browser, still sending, is listening when the 413 arrives; a server that stops reading at once makes browsers
+# report a reset connection instead of the message.
+DRAIN_FACTOR = 4
+MAX_PASTED_SIDE = 2048  # the pasted-back image comes back at most this large (it travels as base64)
+MAX_OVERLAY_SIDE = 1024
+
+
+class UploadRejected(Exception):
+    """An upload refused with an HTTP status and a message for the user."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _OverLimit(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """max_upload_bytes: largest accepted file; max_pixels: largest accepted width x height (decompression bombs)."""
+
+    max_upload_bytes: int = 10 * 2**20
+    max_pixels: int = 50_000_000
+
+    def too_large(self) -> str:
+        return f"the upload is larger than {self.max_upload_bytes / 2**20:g} MB, this server's limit (--max-upload-mb)"
+
+
+async def read_upload(request: Request, limits: Limits) -> bytes:
+    """The uploaded file's bytes from a multipart form (field ``file``) or a raw body, counted while reading:
+    nothing beyond the limit is kept, and the answer is a 413 as soon as the client has stopped sending
+    (or at once for a declared Content-Length beyond what we drain)."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    cap = limits.max_upload_bytes + FORM_SLACK
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap * DRAIN_FACTOR:
+        raise UploadRejected(413, limits.too_large())
+    raw = request.stream()
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        async for chunk in raw:
+            seen += len(chunk)
+            if seen > cap:
+                raise _OverLimit
+            yield chunk
+
+    ctype = request.headers.get("content-type", "")
+    try:
+        if ctype.startswith("multipart/form-data"):
+            form = await MultiPartParser(request.headers, counted(), max_files=1, max_fields=8).parse()
+            try:
+                up = form.get("file")
+                if up is None or isinstance(up, str):
+                    raise UploadRejected(400, 'no file in the form: send the image as the "file" field')
+                data = await up.read()
+            finally:
+                await form.close()
+        else:
+            data = b"".join([chunk async for chunk in counted()])
+    except _OverLimit:
+        async for chunk in raw:  # drop the rest, bounded, so the client reads our answer
+            seen += len(chunk)
+            if seen > cap * DRAIN_FACTOR:
+                break
+        raise UploadRejected(413, limits.too_large()) from None
+    except MultiPartException as e:
+        raise UploadRejected(400, f"malformed upload form ({e.message})") from None
+    if len(data) > limits.max_upload_bytes:
+        raise UploadRejected(413, limits.too_large())
+    if not data:
+        raise UploadRejected(400, "the upload is empty: choose an image file")
+    return data
+
+
+def decode_upload(data: bytes, limits: Limits) -> Image.Image:
+    """Bytes -> RGB PIL image (EXIF rotation applied, alpha over white), after checking the content is an image
+    of an accepted format within the pixel limit; raises UploadRejected (415, 413, 400)."""
+    try:
+        im = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UploadRejected(415, "the upload is not an image: use PNG, JPEG, WebP, BMP, TIFF or GIF") from None
+    except Image.DecompressionBombError:
+        raise UploadRejected(413, f"the image has too many pixels (limit {limits.max_pixels / 1e6:g} megapixels)") from None
+    if im.format not in ACCEPTED_FORMATS:
+        raise UploadRejected(415, f"{im.format} images are not accepted: use PNG, JPEG, WebP, BMP, TIFF or GIF")
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        raise UploadRejected(413, f"the image is {w} x {h} ({w * h / 1e6:.1f} megapixels); the limit is "
+                                  f"{limits.max_pixels / 1e6:g} megapixels")  # fmt: skip
+    try:
+        im.load()
+        return to_rgb(ImageOps.exif_transpose(im))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UploadRejected(400, f"the image could not be decoded ({e})") from None
+
+
+def png_data_url(img: np.ndarray) -> str:
+    """(H, W, 3) or (H, W) uint8 -> ``data:image/png;base64,...``."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fit(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img
+    k = side / max(h, w)
+    return np.asarray(Image.fromarray(img).resize((max(1, round(w * k)), max(1, round(h * k))), Image.LANCZOS))
+
+
+class DemoModel:
+    """The model behind the demo: a Translator per available direction, the face detector, one inference at a time."""
+
+    def __init__(self, model: str | Path, *, device: str = "cpu"):
+        from facesketch.translate import DIRECTIONS, Translator
+
+        self.translators = {}
+        for d in DIRECTIONS:
+            try:
+                self.translators[d] = Translator.from_path(model, direction=d, device=device)
+            except UserError:
+                if d == "AtoB":  # the photo -> sketch generator is what the demo is for
+                    raise
+        try:
+            from facesketch.faces import FaceDetector
+
+            self.detector = FaceDetector()
+        except UserError:  # OpenCV missing: whole frames only
+            self.detector = None
+        self.meta = self.translators["AtoB"].meta
+        self._lock = threading.Lock()  # CPU inference: one request at a time is faster than several competing
+
+    def info(self) -> dict:
+        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": int(self.meta["crop_size"]),
+                "directions": list(self.translators), "face_detection": self.detector is not None}  # fmt: skip
+
+    def run(self, img: np.ndarray, *, direction: str = "AtoB", align: bool = True) -> dict:
+        """(H, W, 3) uint8 RGB -> the API answer.
+
+        ``results``: one entry per face (or one for the whole image), each with ``name``, ``box`` (x, y, w, h in
+        input pixels, or None), ``from_eyes``, and PNG data URLs ``input`` (the S x S crop the model saw),
+        ``output`` (S x S) and ``attention`` (a list of {label, mean, image} per mask, or None). ``pasted``: the
+        outputs composited into the input (long side at most 2048), ``detections``: the input with boxes drawn.
+        """
+        from facesketch.faces import draw_faces
+        from facesketch.translate import translate_faces
+
+        tr = self.translators[direction]
+        h, w = img.shape[:2]
+        answer = {"direction": direction, "width": w, "height": h, "aligned": False, "faces": 0, "no_face": False,
+                  "results": [], "pasted": None, "detections": None}  # fmt: skip
+        with self._lock:
+            ft = translate_faces(tr, img, self.detector) if align and self.detector is not None else None
+            if ft is not None and ft.faces:
+                answer.update(aligned=True, faces=len(ft.faces))
+                for i, (f, a, y, m) in enumerate(zip(ft.faces, ft.aligned, ft.outputs, ft.attention)):
+                    answer["results"].append(self._result(f"face{i}", a.image, y, m, box=f.box, from_eyes=a.from_eyes))
+                answer["pasted"] = png_data_url(_fit(ft.pasted(img), MAX_PASTED_SIDE))
+                answer["detections"] = png_data_url(_fit(draw_faces(img, ft.faces), MAX_OVERLAY_SIDE))
+                n = len(ft.faces)
+                answer["message"] = f"{n} face{'s' if n > 1 else ''} found, aligned and translated."
+            else:
+                (y,), (m,) = tr.translate_arrays([img], return_attention=True)
+                small = np.asarray(Image.fromarray(img).resize((tr.size, tr.size), Image.BICUBIC))
+                answer["results"].append(self._result("image", small, y, m))
+                if ft is not None:
+                    answer["no_face"] = True
+                    answer["message"] = "No face found: translated the whole image instead."
+                else:
+                    answer["message"] = "Translated the whole image (resized to the model size)."
+        return answer
+
+    @staticmethod
+    def _result(name, inp, out, attention, *, box=None, from_eyes=None) -> dict:
+        masks = None
+        if attention is not None:
+            k = attention.shape[0]
+            masks = [{"label": "background" if i == k - 1 else f"A{i + 1}", "mean": float(attention[i].mean()),
+                      "image": png_data_url((np.clip(attention[i], 0, 1) * 255 + 0.5).astype(np.uint8))}
+                     for i in range(k)]  # fmt: skip
+        return {"name": name, "box": None if box is None else [round(v, 1) for v in box], "from_eyes": from_eyes,
+                "input": png_data_url(inp), "output": png_data_url(out), "attention": masks}  # fmt: skip
+
+
+def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_megapixels: float = 50,
+               device: str = "cpu"):  # fmt: skip
+    """The FastAPI application for ``model`` (a run directory, an export file, or a loaded DemoModel)."""
+    from facesketch.serve.page import PAGE
+
+    if max_upload_mb <= 0 or max_megapixels <= 0:
+        raise UserError("--max-upload-mb and --max-megapixels must be positive")
+    demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device)
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6))
+    app = FastAPI(title="facesketch demo", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.demo, app.state.limits = demo, limits
+    # the page uses nothing outside this server: say so to the browser too
+    csp = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+           "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")  # fmt: skip
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return HTMLResponse(PAGE, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/api/info")
+    def info():
+        return {**demo.info(), "max_upload_mb": limits.max_upload_bytes / 2**20, "max_megapixels": limits.max_pixels / 1e6}
+
+    @app.post("/api/translate")
+    async def translate(request: Request, direction: str = "AtoB", align: bool = True):
+        try:
+            if direction not in demo.translators:
+                raise UploadRejected(400, f"direction {direction!r} is not available; this model offers {', '.join(demo.translators)}")
+            data = await read_upload(request, limits)
+            img = await run_in_threadpool(decode_upload, data, limits)
+        except UploadRejected as e:
+            return JSONResponse({"detail": e.message}, status_code=e.status)
+        return await run_in_threadpool(demo.run, np.asarray(img), direction=direction, align=align)
+
+    return app

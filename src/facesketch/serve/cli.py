@@ -1,0 +1,86 @@
+"""`facesketch serve`: start the local web demo (uvicorn) for a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+from facesketch.errors import UserError
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, so a taken port is a one-line error instead of a uvicorn traceback."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UserError(f"--host {host}: cannot resolve it ({e.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        raise UserError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); pick another port with --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise UserError(f"the web demo needs the serve extra: pip install 'facesketch[serve]' ({e.name} is missing)") from None
+    from facesketch.serve.app import create_app
+    from facesketch.training.distributed import pick_device
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")
+    sock = _bind(args.host, args.port)  # before loading the model: a taken port fails at once
+    try:
+        app = create_app(args.model, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
+                         device=pick_device(args.device))  # fmt: skip
+    except BaseException:
+        sock.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    if not _is_loopback(args.host):
+        print(f"note: listening on {args.host}: other machines on your network can use this demo", file=sys.stderr)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"facesketch demo for {args.model}: open http://{shown}:{port}/  (Ctrl+C stops it)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    server.run(sockets=[sock])
+    return 0
+
+
+def register(sub, help_text: str) -> None:
+    p = sub.add_parser("serve", help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=help_text + ": one page to upload a photo and see (and download) the sketch and\n"
+                       "the attention masks, plus a JSON API (POST /api/translate). Faces are detected and aligned\n"
+                       "as in `facesketch translate` (a checkbox turns it off). Listens on 127.0.0.1 only unless\n"
+                       "--host says otherwise; the page loads nothing from the internet.",
+                       epilog="examples:\n"
+                       "  facesketch serve --model runs/fs2k\n"
+                       "  curl -F file=@photo.jpg 'http://127.0.0.1:7860/api/translate?align=true'")  # fmt: skip
+    p.add_argument("--model", required=True, help="a run directory or an exported model.safetensors")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=float, default=10, help="largest accepted upload in MB (default 10; larger: HTTP 413)")
+    p.add_argument("--max-megapixels", type=float, default=50, help="largest accepted image in megapixels (default 50)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (default info)")  # fmt: skip
+    p.set_defaults(func=run_serve)
