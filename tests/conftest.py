@@ -34,3 +34,19 @@ def _isolated_home(tmp_path_factory, monkeypatch):
         monkeypatch.setenv("FACESKETCH_HOME", os.environ["FACESKETCH_TEST_HOME"])
     else:
         monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path_factory.getbasetemp() / "facesketch_home"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> pathlib.Path:
+    """A tiny trained run (2 steps of the debug config on synthetic data), trained once per session."""
+    import shutil
+
+    from facesketch.cli import main
+    from helpers import make_unpaired, tiny_overrides
+
+    run = tmp_path_factory.getbasetemp() / "tiny_model_run"
+    if not (run / "export" / "model.safetensors").is_file():
+        shutil.rmtree(run, ignore_errors=True)
+        data = make_unpaired(tmp_path_factory.mktemp("tiny_data"))
+        assert main(["train", "--config", "debug", "--out", str(run), *tiny_overrides(data, **{"train.max_steps": 2})]) == 0
+    return run

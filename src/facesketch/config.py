@@ -7,7 +7,6 @@ Every field has one home here. A preset lists only what it changes; ``key=value`
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -331,9 +330,9 @@ def load_config(preset: str | None = None, overrides: list[str] = (), *, base: d
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config (every field) as YAML, atomically."""
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    from facesketch.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from facesketch.atomic import atomic_write_bytes  # noqa: F401 - re-exported for callers
 from facesketch.errors import UserError
 
 _CHUNK = 1 << 20
@@ -27,27 +28,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
-
-    The bytes go to a temporary file in the same directory (same filesystem, so the rename is atomic),
-    are flushed to disk, and then ``os.replace`` puts them in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _part_path(dest: Path) -> Path:

@@ -89,20 +89,11 @@ def sniff_format(path: Path) -> str | None:
 
 def save_image_atomic(img: Image.Image | np.ndarray, path: Path, **save_kwargs) -> None:
     """Write an image via a temporary file and ``os.replace`` so a crash never leaves half a file."""
-    import os
-    import tempfile
+    from facesketch.atomic import atomic_output
 
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(path.suffix.lower(), "PNG")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        img.save(tmp, format=fmt, **save_kwargs)

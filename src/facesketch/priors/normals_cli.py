@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +21,11 @@ MANIFEST = "manifest.json"
 
 
 def _save_npy_atomic(arr: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    from facesketch.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
             np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def settings_for(size: int, weights_id: str, prediction: int) -> dict:
@@ -120,9 +113,9 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
         bar.close()
     manifest = {"settings": settings, "dataset_root": str(root.resolve()), "split": split, "count": len(photos) - counts["unreadable"],
                 "tool": "facesketch normals"}  # fmt: skip
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, mpath)
+    from facesketch.atomic import atomic_write_text
+
+    atomic_write_text(mpath, json.dumps(manifest, indent=1))
     return counts
 
 

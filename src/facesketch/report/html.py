@@ -55,11 +55,6 @@ def page(title: str, body: str) -> str:
 
 
 def write_page(path: Path, title: str, body: str) -> Path:
-    import os
+    from facesketch.atomic import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(page(title, body), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page(title, body))

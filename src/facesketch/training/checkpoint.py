@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from facesketch.atomic import atomic_output
 from facesketch.errors import UserError
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
@@ -23,19 +23,11 @@ EXPORT_FORMAT = "facesketch-generator/1"
 
 def atomic_torch_save(obj, path: Path) -> None:
     """torch.save into a temporary file in the same directory, fsync, then os.replace (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -96,16 +88,8 @@ def export_generators(path: Path, generators: dict[str, torch.nn.Module], meta: 
             v = v.detach().cpu()
             tensors[f"{name}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": EXPORT_FORMAT, "config": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": EXPORT_FORMAT, "config": json.dumps(meta)})
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -47,9 +46,9 @@ class StatsWriter:
             return
         if resume_step is not None and self.path.exists():
             kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(ln + "\n" for ln in kept))
-            os.replace(tmp, self.path)
+            from facesketch.atomic import atomic_write_text
+
+            atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
