@@ -207,3 +207,24 @@ def test_bad_yaml_file_is_named(tmp_path):
     p.write_text("train:\n  batch_size: [1, 2]\n")
     with pytest.raises(UserError, match="x.yaml: train.batch_size"):
         load_config(str(p))
+
+
+def test_evaluation_during_training_logs_the_five_metrics(fs2k_dir, tmp_path):
+    """train.eval_every: a fixed FS2K test subset is translated and scored; the metrics land in stats.jsonl."""
+    over = tiny_overrides(fs2k_dir, **{"data.max_items": 4, "train.max_steps": 2, "train.n_epochs": 1, "train.n_epochs_decay": 1,
+                                      "train.eval_every": 1, "train.eval_subset": 2})  # fmt: skip
+    train(load_config(None, over), tmp_path / "run")
+    stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    evals = [s for s in stats if any(k.startswith("eval/") for k in s)]
+    assert len(evals) == 1 and evals[0]["epoch"] == 1.0
+    for k in ("eval/ssim", "eval/ms_ssim", "eval/fsim", "eval/scoot"):
+        assert 0 <= evals[0][k] <= 1, k
+    from facesketch.priors.lpips import build_lpips
+
+    try:
+        build_lpips("alex")
+        lpips_available = True
+    except UserError:
+        lpips_available = False
+    assert ("eval/lpips" in evals[0]) == lpips_available  # LPIPS is scored whenever its weights are cached
+    assert (tmp_path / "run" / "report.html").is_file()

@@ -292,6 +292,16 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
         print(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
               f"  images: {len(A)} photos / {len(B)} sketches")  # fmt: skip
 
+    def end_epoch() -> None:
+        """Step the schedulers AFTER the epoch's last optimiser step, then evaluate every eval_every epochs."""
+        nonlocal epoch, done_in_epoch
+        sched_G.step(), sched_D.step()
+        epoch, done_in_epoch = epoch + 1, 0
+        if evaluator is not None and epoch % t.eval_every == 0:
+            metrics = evaluator()
+            writer.write(step, float(epoch), {f"eval/{k}": v for k, v in metrics.items()})
+        barrier(dist)
+
     while epoch < total_epochs and stop_reason is None:
         if step >= total_steps:
             stop_reason = "max_steps"
@@ -326,19 +336,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
             if t.max_minutes and (time.time() - t_start) / 60 >= t.max_minutes:
                 stop_reason = "max_minutes"
                 break
-        else:
-            # epoch complete: step the schedulers AFTER the epoch's last optimiser step, then evaluate
-            sched_G.step(), sched_D.step()
-            epoch, done_in_epoch = epoch + 1, 0
-            if evaluator is not None and epoch % t.eval_every == 0:
-                metrics = evaluator()
-                writer.write(step, float(epoch), {f"eval/{k}": v for k, v in metrics.items()})
-            barrier(dist)
-            continue
-        # inner loop stopped early; if the stop landed exactly at an epoch end, finish that epoch's bookkeeping
+        # the epoch is complete when the sampler is exhausted (also when a stop landed exactly on its last batch)
         if done_in_epoch >= sampler.per_rank():
-            sched_G.step(), sched_D.step()
-            epoch, done_in_epoch = epoch + 1, 0
+            end_epoch()
     bar.close()
     if stop_reason is None:
         stop_reason = "done"
@@ -370,12 +370,24 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
     from facesketch.evaluation.during_training import evaluate_translator
     from facesketch.translate import Translator, model_meta
 
+    from facesketch.evaluation import METRICS
+    from facesketch.errors import UserError as _UserError
+
     records = [r for r in fs2k.load_split(root, "test") if r.photo and r.sketch][: cfg.train.eval_subset]
+    metrics = METRICS
+    try:
+        from facesketch.priors.lpips import build_lpips
+
+        build_lpips("alex")
+    except _UserError as e:
+        metrics = tuple(m for m in METRICS if m != "lpips")
+        print(f"note: evaluation during training without LPIPS ({e})", file=sys.stderr)
 
     def run() -> dict:
         tr = Translator(G.G_A, model_meta(cfg), device=device)
         try:
-            return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device)
+            return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device,
+                                       metrics=metrics)  # fmt: skip
         finally:
             G.train()
 
