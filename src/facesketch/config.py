@@ -170,7 +170,7 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'."""
     amp: str = "auto"
-    """Mixed precision: 'auto' (bf16 on GPUs that support it, off on CPU), 'bf16', 'fp16' or 'off'."""
+    """Mixed precision: 'auto' (bf16 on GPUs that support it and on CPUs with AMX, else off), 'bf16', 'fp16' or 'off'."""
     channels_last: str = "auto"
     """Memory format: 'auto' (on for CUDA), 'on' or 'off'."""
     fused_adam: str = "auto"

@@ -35,10 +35,13 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
     photos = [np.asarray(load_rgb(r.photo)) for r in records]
     sketches, masks = translator.translate_arrays(photos, return_attention=True)
     size = translator.size
-    small = lambda a: np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC))  # noqa: E731
-    rows = [[label_image(small(p), "photo"), label_image(s, "our sketch"), label_image(small(np.asarray(load_rgb(r.sketch))), "artist")]
-            for p, s, r in zip(photos, sketches, records)]  # fmt: skip
+    show = max(size, 128)  # small demo models are shown enlarged
+    fit = lambda a: np.asarray(Image.fromarray(a).resize((show, show), Image.BICUBIC))  # noqa: E731
+    rows = [[label_image(fit(p), "photo") for p in photos],
+            [label_image(fit(s), "facesketch") for s in sketches],
+            [label_image(fit(np.asarray(load_rgb(r.sketch))), "artist") for r in records]]  # fmt: skip
     grid = tile(rows)
+    small = lambda a: np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC))  # noqa: E731
     (out / "sketches").mkdir(exist_ok=True)
     for r, s in zip(records, sketches):
         Image.fromarray(s).save(out / "sketches" / f"{r.id}.png")
@@ -53,7 +56,7 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
         f"{size}&times;{size}) trained on FS2K for {minutes:.1f} minutes on this machine's CPU "
         f"({last.get('step', 0)} steps). This is a smoke-scale stand-in for the paper's 150-epoch, 256&times;256 "
         "training: it shows the pipeline end to end, not the paper's quality.</p>",
-        "<h2>FS2K test photos &rarr; sketches</h2><p class=muted>left: photo, middle: generated sketch, right: the artist's sketch.</p>",
+        "<h2>FS2K test photos &rarr; sketches</h2><p class=muted>top: photo, middle: generated sketch, bottom: the artist's sketch.</p>",
         H.img(grid),
         "<h2>Attention masks</h2><p class=muted>The generator blends 9 content images with 9 foreground masks and copies "
         "the input through the background mask (bg); numbers are mean mask weights.</p>",
