@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU measurement of the throughput work in one script (< 8 minutes on one H100-class GPU).
 # Usage: benchmarks/gpu_check.sh [OUT_DIR]   (default: $OUT or ./gpu_results). Writes JSON files and a summary.md.
-# Overrides for a dry run elsewhere: DEVICE=cpu SIZE=32 STEPS=1 benchmarks/gpu_check.sh /tmp/x
+# Overrides for a dry run elsewhere: DEVICE=cpu SIZE=32 STEPS=1 benchmarks/gpu_check.sh dry_results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-gpu_results}}"

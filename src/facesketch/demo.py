@@ -1,6 +1,6 @@
 """`make demo`: train a small model on FS2K for a few minutes, translate test photos, write runs/demo/index.html.
 
-Run as ``python -m facesketch.demo [--out runs/demo] [--minutes 5]``. Needs FS2K at $FS2K_ROOT or
+Run as ``python -m facesketch.demo [--out runs/demo] [--minutes 4]``. Needs FS2K at $FS2K_ROOT or
 ../shared/data/FS2K; downloads nothing.
 """
 
@@ -73,7 +73,7 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facesketch.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/demo", help="demo folder (replaced if it holds an earlier demo)")
-    ap.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    ap.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
     ap.add_argument("--fs2k", help="FS2K root (default: $FS2K_ROOT, else ../shared/data/FS2K)")
     args = ap.parse_args(argv)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -48,18 +52,14 @@ def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255
     return im.convert("RGB")
 
 
-def load_rgb(path: Path | str, *, exif_transpose: bool = True) -> Image.Image:
-    """Decode ``path`` fully into an RGB PIL image (whatever its extension claims).
-
-    Raises UnreadableImageError (naming the file) for missing, truncated or non-image files.
-    """
+def decode_image(path: Path | str, convert: Callable[[Image.Image], T]) -> T:
+    """Open and fully decode ``path`` and return ``convert(image)``; every failure becomes an UnreadableImageError
+    naming the file (missing, not an image, truncated, too large)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
             im.load()
-            if exif_transpose:
-                im = ImageOps.exif_transpose(im)
-            return to_rgb(im)
+            return convert(im)
     except FileNotFoundError:
         raise UnreadableImageError(path, "file not found") from None
     except UnidentifiedImageError:
@@ -68,6 +68,14 @@ def load_rgb(path: Path | str, *, exif_transpose: bool = True) -> Image.Image:
         raise UnreadableImageError(path, f"image too large ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UnreadableImageError(path, f"cannot decode ({e})") from None
+
+
+def load_rgb(path: Path | str, *, exif_transpose: bool = True) -> Image.Image:
+    """Decode ``path`` fully into an RGB PIL image (whatever its extension claims), EXIF rotation applied.
+
+    Raises UnreadableImageError (naming the file) for missing, truncated or non-image files.
+    """
+    return decode_image(path, lambda im: to_rgb(ImageOps.exif_transpose(im) if exif_transpose else im))
 
 
 def load_rgb_array(path: Path | str, size: tuple[int, int] | None = None) -> np.ndarray:

