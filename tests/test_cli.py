@@ -86,3 +86,13 @@ def test_train_then_translate_from_the_command_line(tmp_path, capsys):
                str(tmp_path / "out2"), "--direction", "BtoA", "--output-size", "input", "--quiet"])  # fmt: skip
     assert rc == 0
     assert Image.open(tmp_path / "out2" / "face.png").size == (30, 50)
+
+
+def test_demo_without_dataset_says_in_one_line_how_to_get_it(tmp_path, capsys, monkeypatch):
+    from facesketch import demo
+
+    monkeypatch.setenv("FS2K_ROOT", str(tmp_path / "missing"))
+    assert demo.main(["--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "facesketch data download fs2k" in err
+    assert not (tmp_path / "demo").exists()  # nothing written
