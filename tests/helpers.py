@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +46,61 @@ def tiny_overrides(root: Path, **extra) -> list[str]:
     }  # fmt: skip
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` ({path: bytes}); ``server.mode`` = 'range' | 'norange' | 'drop'.
+
+    'drop' sends half of the body and hangs up once, then behaves as 'range'. Every request is logged in
+    ``server.requests`` with its path and Range header.
+    """
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        data = srv.files.get(self.path)
+        if data is None:
+            self.send_error(404, "Not Found")
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if srv.mode in ("range", "drop") and rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes" if srv.mode != "norange" else "none")
+        self.end_headers()
+        if srv.mode == "drop":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            srv.mode = "range"  # only the first request drops
+            return
+        self.wfile.write(body)
+
+
+@contextmanager
+def local_http_server(files: dict[str, bytes], mode: str = "range"):
+    """A real HTTP server on 127.0.0.1 (random port) serving ``files``; yields it with ``.url``, ``.files``, ``.mode``."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    srv.files, srv.mode, srv.requests = dict(files), mode, []
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()

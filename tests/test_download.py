@@ -3,73 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 import zipfile
 
 import pytest
 
 from facesketch.download import atomic_write_bytes, download, extract_archive, sha256_file
 from facesketch.errors import UserError
+from helpers import local_http_server
 
 PAYLOAD = os.urandom(300_000) + b"end"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files``; ``server.mode`` = 'range' | 'norange' | 'drop' (send half, then hang up)."""
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
-        data = srv.files.get(self.path)
-        if data is None:
-            self.send_error(404, "Not Found")
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if srv.mode in ("range", "drop") and rng and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes" if srv.mode != "norange" else "none")
-        self.end_headers()
-        if srv.mode == "drop":
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            srv.mode = "range"  # only the first request drops
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {"/file.bin": PAYLOAD}
-    srv.mode = "range"
-    srv.requests = []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with local_http_server({"/file.bin": PAYLOAD}) as srv:
+        yield srv
 
 
 def test_download_verifies_and_leaves_no_part_file(server, tmp_path):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
+import io
 import json
-import threading
 import zipfile
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from facesketch.cli import main
 from facesketch.data.download_fs2k import FS2KRelease, download_fs2k
 from facesketch.errors import UserError
-from helpers import smooth_image
+from helpers import local_http_server, smooth_image
 
 
 def _fake_fs2k(root: Path) -> FS2KRelease:
@@ -39,61 +37,54 @@ def _fake_fs2k(root: Path) -> FS2KRelease:
 
 
 @pytest.fixture
-def server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def server():
+    with local_http_server({}) as srv:
+        yield srv
 
 
-def _zip_of(src: Path, dest: Path, prefix: str = "FS2K/") -> str:
-    with zipfile.ZipFile(dest, "w") as zf:
+def _zip_of(src: Path, prefix: str = "FS2K/") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
         for p in sorted(src.rglob("*")):
             if p.is_file():
                 zf.write(p, prefix + str(p.relative_to(src)))
         zf.writestr("__MACOSX/FS2K/._anno_train.json", b"junk")
-    return hashlib.sha256(dest.read_bytes()).hexdigest()
+    return buf.getvalue()
 
 
 def test_download_verifies_and_unpacks_atomically(tmp_path, server):
-    served, base = server
     release = _fake_fs2k(tmp_path / "src")
-    digest = _zip_of(tmp_path / "src", served / "fs2k.zip")
+    server.files["/fs2k.zip"] = archive = _zip_of(tmp_path / "src")
     dest = tmp_path / "data" / "FS2K"
-    out = download_fs2k(dest, url=f"{base}/fs2k.zip", sha256=digest, release=release, progress=False)
+    out = download_fs2k(dest, url=f"{server.url}/fs2k.zip", sha256=hashlib.sha256(archive).hexdigest(), release=release,
+                        progress=False)  # fmt: skip
     assert out == dest and (dest / "anno_train.json").is_file() and (dest / "photo" / "photo1" / "image0001.jpg").is_file()
     assert not (tmp_path / "data" / "FS2K.zip").exists()  # archive removed after a verified unpack
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["FS2K"]  # no temp folders left
     # a second call finds it verified and does nothing
-    assert download_fs2k(dest, url=f"{base}/missing.zip", release=release, progress=False) == dest
+    assert download_fs2k(dest, url=f"{server.url}/missing.zip", release=release, progress=False) == dest
 
 
 def test_wrong_checksum_leaves_nothing(tmp_path, server):
-    served, base = server
     release = _fake_fs2k(tmp_path / "src")
-    _zip_of(tmp_path / "src", served / "fs2k.zip")
+    server.files["/fs2k.zip"] = _zip_of(tmp_path / "src")
     dest = tmp_path / "data" / "FS2K"
     with pytest.raises(UserError, match="sha256"):
-        download_fs2k(dest, url=f"{base}/fs2k.zip", sha256="0" * 64, release=release, progress=False)
+        download_fs2k(dest, url=f"{server.url}/fs2k.zip", sha256="0" * 64, release=release, progress=False)
     assert not dest.exists()
 
 
 def test_archive_that_is_not_fs2k_is_rejected(tmp_path, server):
-    served, base = server
     release = _fake_fs2k(tmp_path / "src")
     (tmp_path / "src" / "anno_test.json").write_text("[]")  # tampered annotations
-    _zip_of(tmp_path / "src", served / "fs2k.zip")
+    server.files["/fs2k.zip"] = _zip_of(tmp_path / "src")
     dest = tmp_path / "data" / "FS2K"
     with pytest.raises(UserError, match="anno_test.json: sha256"):
-        download_fs2k(dest, url=f"{base}/fs2k.zip", release=release, progress=False)
+        download_fs2k(dest, url=f"{server.url}/fs2k.zip", release=release, progress=False)
     assert not dest.exists()
-    (served / "page.html").write_text("<!DOCTYPE html><html>quota exceeded</html>")
+    server.files["/page.html"] = b"<!DOCTYPE html><html>quota exceeded</html>"
     with pytest.raises(UserError, match="web page"):
-        download_fs2k(dest, url=f"{base}/page.html", release=release, progress=False)
+        download_fs2k(dest, url=f"{server.url}/page.html", release=release, progress=False)
 
 
 def test_cli_without_dataset_says_how_to_get_it(tmp_path, capsys):

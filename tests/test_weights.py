@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import re
-import threading
 
 import pytest
 import torch
@@ -17,35 +15,10 @@ from facesketch.download import sha256_file
 from facesketch.errors import UserError
 from facesketch.priors import weights
 from facesketch.priors.weights import ARTIFACTS, Artifact, Source
+from helpers import local_http_server
 
 BLOB = os.urandom(200_000)
 BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
-        data = srv.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        start = int(self.headers["Range"][6:].split("-")[0]) if self.headers.get("Range") else 0
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if srv.drop_next:
-            srv.drop_next = False
-            self.wfile.write(body[: len(body) // 3])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
 
 
 @pytest.fixture(autouse=True)
@@ -56,14 +29,8 @@ def _own_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.drop_next = {"/blob.bin": BLOB}, [], False
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with local_http_server({"/blob.bin": BLOB}) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -184,7 +151,7 @@ def test_torchvision_prefix_is_checked_with_url_override(server, monkeypatch):
 
 
 def test_dropped_connection_is_resumed_by_the_next_fetch(toy, server):
-    server.drop_next = True
+    server.mode = "drop"
     with pytest.raises(UserError, match="interrupted"):
         weights.fetch("toy", progress=False)
     part = weights.cache_dir("toy") / ".incoming" / "toy.bin.part"
