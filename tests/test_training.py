@@ -189,11 +189,11 @@ def test_paper_and_ablation_presets_say_what_they_are():
 @pytest.mark.parametrize("override, msg", [
     ("train.bacth_size=2", "unknown config key 'train.bacth_size'"),
     ("train.batch_size=two", "train.batch_size: expected an integer"),
-    ("train.batch_size=0", "train.batch_size: must be >= 1"),
+    ("train.batch_size=0", "train.batch_size: must be between 1 and 4096"),
     ("data.crop_size=30", "data.crop_size: must be a multiple of 4"),
     ("data.load_size=100", "data.load_size: must be >= data.crop_size"),
     ("model.generator=unet", "model.generator"),
-    ("loss.lambda_edge=-1", "loss.lambda_edge: must be >= 0"),
+    ("loss.lambda_edge=-1", "loss.lambda_edge: must be a finite number >= 0"),
     ("train.amp=fp8", "train.amp"),
     ("nonsense", "expected key=value"),
 ])  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from facesketch.errors import UserError
@@ -54,9 +55,27 @@ def _unavailable(e: Exception) -> int:
     raise UserError(f"this command is not available in this installation ({e})")
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+=")
+
+
+def _overrides_last(argv: list[str]) -> list[str]:
+    """``train``'s key=value overrides may come anywhere (before, between or after the flags): move them last,
+    where argparse expects its trailing positionals, keeping their order."""
+    if not argv or argv[0] != "train":
+        return argv
+    rest, kv = [argv[0]], []
+    for i, a in enumerate(argv[1:], start=1):
+        prev = argv[i - 1]
+        (kv if _OVERRIDE.match(a) and prev not in _VALUE_FLAGS else rest).append(a)
+    return rest + kv
+
+
+_VALUE_FLAGS = {"--config", "--out", "--device", "--dsine-weights", "--hed-weights", "--lpips-trunk", "--lpips-heads"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; returns the exit status (0 ok, 1 failure reported by the verb, 2 user error)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _overrides_last(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ Every field has one home here. A preset lists only what it changes; ``key=value`
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -51,12 +52,15 @@ class DataConfig:
 
     def validate(self) -> None:
         _check(self.load_size >= 16 and self.crop_size >= 16, "data.load_size/crop_size", "must be >= 16")
+        _check(self.load_size <= 4096 and self.crop_size <= 4096, "data.load_size/crop_size",
+               f"must be <= 4096 (got {self.load_size}/{self.crop_size}): FS2K's largest images are 475 px")  # fmt: skip
         _check(self.crop_size % 4 == 0, "data.crop_size", f"must be a multiple of 4 (got {self.crop_size})")
         _check(self.preprocess in ("resize_and_crop", "resize"), "data.preprocess", "use 'resize_and_crop' or 'resize'")
         if self.preprocess == "resize_and_crop":
             _check(self.load_size >= self.crop_size, "data.load_size", f"must be >= data.crop_size ({self.crop_size})")
         _check(self.source in ("auto", "fs2k", "folders"), "data.source", "use 'auto', 'fs2k' or 'folders'")
         _check(self.max_items >= 0, "data.max_items", "must be >= 0")
+        _check(self.num_workers >= -1, "data.num_workers", "use -1 (automatic), 0 (main process) or a positive count")
 
 
 @dataclass
@@ -77,6 +81,10 @@ class ModelConfig:
     """PatchGAN depth (3 = 70x70 receptive field)."""
     init_std: float = 0.02
     """Weights ~ N(0, init_std), biases 0."""
+    image_size: int = 0
+    """Size (square, px) the trained model translates at: sample grids, in-training evaluation, translate, serve,
+    evaluate and the export. 0 = data.crop_size. Both generators are fully convolutional, so a model trained on
+    crops of full-scale images (e.g. 128 crops of 286 images) runs on the whole 256 image with the stroke scale it learned."""
 
     def validate(self) -> None:
         _check(self.generator in ("attention", "attention-geo", "resnet"), "model.generator",
@@ -84,6 +92,8 @@ class ModelConfig:
         for k in ("ngf", "ndf", "n_masks", "n_layers_D"):
             _check(getattr(self, k) >= 1, f"model.{k}", "must be >= 1")
         _check(self.n_blocks >= 0, "model.n_blocks", "must be >= 0")
+        _check(self.image_size == 0 or (16 <= self.image_size <= 4096 and self.image_size % 4 == 0), "model.image_size",
+               f"use 0 (= data.crop_size) or a multiple of 4 in 16..4096 (got {self.image_size})")  # fmt: skip
 
 
 @dataclass
@@ -109,7 +119,7 @@ class LossConfig:
     def validate(self) -> None:
         _check(self.gan_mode in ("lsgan", "vanilla"), "loss.gan_mode", "use 'lsgan' or 'vanilla'")
         for k in ("lambda_gan", "lambda_cycle_A", "lambda_cycle_B", "lambda_identity", "lambda_edge", "lambda_normal"):
-            _check(getattr(self, k) >= 0, f"loss.{k}", "must be >= 0")
+            _check(0 <= getattr(self, k) < math.inf, f"loss.{k}", "must be a finite number >= 0")
         _check(self.pool_size >= 0, "loss.pool_size", "must be >= 0")
 
 
@@ -168,7 +178,7 @@ class TrainConfig:
     eval_every: int = 0
     """Epochs between evaluations on a fixed subset of the test split (0 = never)."""
     eval_subset: int = 100
-    """Test photos used by those evaluations."""
+    """Test photos used by those evaluations (evenly spread over the split, so every style is in it)."""
     device: str = "auto"
     """'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'."""
     amp: str = "auto"
@@ -183,10 +193,13 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(1 <= self.batch_size <= 4096, "train.batch_size", f"must be between 1 and 4096 (got {self.batch_size})")
         _check(self.n_epochs >= 0 and self.n_epochs_decay >= 0 and self.n_epochs + self.n_epochs_decay >= 1,
                "train.n_epochs", "n_epochs + n_epochs_decay must be >= 1")  # fmt: skip
-        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(0 < self.lr < math.inf, "train.lr", "must be a finite number > 0 (the paper: 2e-4)")
+        _check(self.max_steps >= 0, "train.max_steps", "must be >= 0 (0 = the whole schedule)")
+        _check(0 <= self.max_minutes < math.inf, "train.max_minutes", "must be a finite number >= 0 (0 = no limit)")
+        _check(self.eval_every >= 0 and self.eval_subset >= 1, "train.eval_every/eval_subset", "must be >= 0 / >= 1")
         _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "train.beta1/beta2", "must be in [0, 1)")
         for k in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             _check(getattr(self, k) >= 1, f"train.{k}", "must be >= 1")
@@ -217,11 +230,16 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def image_size(self) -> int:
+        """The size the model translates at (``model.image_size``, or ``data.crop_size`` when that is 0)."""
+        return self.model.image_size or self.data.crop_size
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # loading and overriding
 
-PRESET_DIRS = [Path(__file__).resolve().parents[2] / "configs", Path(__file__).resolve().parent / "configs"]
+PRESET_DIRS = [Path(__file__).resolve().parent / "configs"]  # package data: present in editable and wheel installs alike
 
 
 def preset_path(name_or_path: str) -> Path:
@@ -254,21 +272,26 @@ def _coerce(value, typ, key: str):
             raise UserError(f"{key}: expected an integer, got {value!r}")
         try:
             f = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UserError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or abs(f) > 2**53 or f != int(f):
             raise UserError(f"{key}: expected an integer, got {value!r}")
         return int(f)
     if typ is float:
         if isinstance(value, bool):
             raise UserError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            f = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise UserError(f"{key}: expected a number, got {value!r}") from None
+        if math.isnan(f):
+            raise UserError(f"{key}: expected a number, got {value!r}")
+        return f
     if typ is str:
         if isinstance(value, (dict, list)):
             raise UserError(f"{key}: expected a string, got {value!r}")
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans before a string field sees them
+            return "on" if value else "off"
         return "" if value is None else str(value)
     raise TypeError(f"unsupported config type {typ} for {key}")
 

@@ -37,7 +37,7 @@ def model_meta(cfg) -> dict:
     return {
         "generator": cfg.model.generator, "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks,
         "n_masks": cfg.model.n_masks, "crop_size": cfg.data.crop_size, "load_size": cfg.data.load_size,
-        "preprocess": cfg.data.preprocess, "name": cfg.name,
+        "preprocess": cfg.data.preprocess, "name": cfg.name, "image_size": cfg.image_size,
     }  # fmt: skip
 
 
@@ -58,7 +58,8 @@ class Translator:
         self.device = torch.device(device)
         self.G = generator.to(self.device).eval()
         self.meta, self.direction = meta, direction
-        self.size = int(meta["crop_size"])
+        # the model's own inference size (exports before model.image_size existed translate at their crop size)
+        self.size = int(meta.get("image_size") or meta["crop_size"])
 
     @classmethod
     def from_path(cls, path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu") -> "Translator":
@@ -76,7 +77,10 @@ class Translator:
             else:
                 found = latest_checkpoint(path)
                 if found is None:
-                    raise UserError(f"--model {path}: a directory without export/model.safetensors or checkpoints/")
+                    runs = sorted(p for p in path.iterdir() if p.is_dir() and ((p / "export" / "model.safetensors").is_file()
+                                                                               or (p / "checkpoints").is_dir()))  # fmt: skip
+                    hint = f"; did you mean --model {runs[0]}?" if runs else ""
+                    raise UserError(f"--model {path}: a directory without export/model.safetensors or checkpoints/{hint}")
                 ckpt_path, state = found
                 from facesketch.config import load_config
 
@@ -309,6 +313,14 @@ def run_translate(args: argparse.Namespace) -> int:
     from facesketch.training.distributed import pick_device
 
     device = pick_device(args.device)
+    from facesketch.default_model import resolve_model
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder; choose another --out")
+    args.model = resolve_model(args.model)
     tr = Translator.from_path(args.model, direction=args.direction, device=device)
     files = collect_inputs(args.inputs, recursive=args.recursive)
     if not files:
@@ -353,7 +365,7 @@ def register(sub, help_text: str) -> None:
                        "  facesketch translate --model model.safetensors --out out --no-align painting.png\n"
                        "  facesketch translate --model runs/fs2k --out photos --direction BtoA sketch.png")  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    p.add_argument("--model", required=True, help="a run directory or an exported model.safetensors")
+    p.add_argument("--model", default=None, help="a run directory or an exported model.safetensors (default: the model shipped with facesketch)")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--direction", default="AtoB", choices=DIRECTIONS, help="AtoB: photo -> sketch (default); BtoA: sketch -> photo")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,

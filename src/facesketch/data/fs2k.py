@@ -116,7 +116,7 @@ def load_split(root: str | Path, split: str, *, _listing: dict | None = None) ->
     out = []
     for e in read_annotations(root, split):
         name = e["image_name"]
-        m = _NAME.match(name)
+        m = _NAME.match(name) if isinstance(name, str) else None
         if not m:
             raise UserError(f"{root / f'anno_{split}.json'}: unexpected image_name {name!r} (want photoN/imageXXXX)")
         n, num = m.groups()

@@ -17,6 +17,24 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 Image.MAX_IMAGE_PIXELS = 120_000_000
 
 
+# Shape bounds, checked from the header before anything is decoded or resized: the face path scales an image so
+# that its short side is a few hundred pixels, so a 3000 x 1 strip would become a 600,000 x 200 buffer.
+MAX_SIDE = 16384
+MAX_ASPECT = 10.0
+
+
+def image_bounds_problem(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` image is refused (too large a side, too thin), or None when it is fine."""
+    if width < 1 or height < 1:
+        return f"{width} x {height} px: empty image"
+    if max(width, height) > MAX_SIDE:
+        return f"{width} x {height} px: a side is over {MAX_SIDE} px; shrink it first"
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        return (f"{width} x {height} px: aspect ratio over {MAX_ASPECT:g}:1 (a strip, not a picture); "
+                "crop it to the part you want translated")  # fmt: skip
+    return None
+
+
 class UnreadableImageError(Exception):
     """An image file that cannot be decoded; ``str()`` names the file and the reason."""
 
@@ -58,6 +76,9 @@ def decode_image(path: Path | str, convert: Callable[[Image.Image], T]) -> T:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            problem = image_bounds_problem(*im.size)
+            if problem:
+                raise UnreadableImageError(path, problem)
             im.load()
             return convert(im)
     except FileNotFoundError:

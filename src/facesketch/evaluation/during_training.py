@@ -9,6 +9,15 @@ import numpy as np
 from facesketch.evaluation import METRICS
 
 
+def spread_subset(records: Sequence, n: int) -> list:
+    """``n`` records evenly spread over ``records`` (every ``len // n``-th, so all three FS2K styles are in it); all if n <= 0."""
+    recs = list(records)
+    if n <= 0 or n >= len(recs):
+        return recs
+    step = len(recs) // n
+    return recs[::step][:n]
+
+
 def evaluate_translator(
     translate_fn: Callable[[list[np.ndarray]], list[np.ndarray]],
     records: Sequence,

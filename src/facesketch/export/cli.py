@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,10 +12,24 @@ from facesketch.errors import UserError
 
 
 def run_export(args: argparse.Namespace) -> int:
+    try:
+        return _run_export(args)
+    except OSError as e:
+        raise UserError(f"cannot write {e.filename or 'the export'}: {e.strerror or e}; choose a writable place") from None
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from facesketch.default_model import resolve_model
     from facesketch.translate import DIRECTIONS, Translator
 
     if not args.onnx and not args.safetensors:
         raise UserError("nothing to write: pass --onnx OUT.onnx and/or --safetensors OUT.safetensors")
+    for flag, dest in (("--onnx", args.onnx), ("--safetensors", args.safetensors)):
+        if dest and Path(dest).is_dir():
+            raise UserError(f"{flag} {dest}: is a folder; name the file to write, e.g. {Path(dest) / 'model'}{'.onnx' if flag == '--onnx' else '.safetensors'}")
+        if dest and not os.access(Path(dest).resolve().parent if Path(dest).resolve().parent.exists() else ".", os.W_OK):
+            raise UserError(f"{flag} {dest}: cannot write into {Path(dest).resolve().parent}; choose a writable place")
+    args.model = resolve_model(args.model)
     if args.onnx:
         try:
             import onnx  # noqa: F401
@@ -68,7 +83,7 @@ def register(sub, help_text: str) -> None:
                        epilog="examples:\n"
                        "  facesketch export --model runs/fs2k --onnx sketch.onnx\n"
                        "  facesketch export --model runs/fs2k --safetensors fs2k-half.safetensors --half")  # fmt: skip
-    p.add_argument("--model", required=True, help="a run directory or an exported model.safetensors")
+    p.add_argument("--model", default=None, help="a run directory or an exported model.safetensors (default: the model shipped with facesketch)")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write the --direction generator as ONNX here")
     p.add_argument("--safetensors", metavar="OUT", help="write the light export (both generators + config) here")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="ONNX: AtoB photo -> sketch (default) or BtoA")

@@ -92,6 +92,11 @@ class FaceDetector:
         cv2 = require_cv2()
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
+        from facesketch.data.images import image_bounds_problem
+
+        problem = image_bounds_problem(img.shape[1], img.shape[0])
+        if problem:  # before any resize: a thin strip would be enlarged into a huge buffer
+            raise UserError(f"face detection: {problem}")
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         h, w = grey.shape
         # shrink big photos; enlarge thumbnails a little so a face filling them is above the 20 px cascade window

@@ -122,6 +122,10 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
 def run_normals(args: argparse.Namespace) -> int:
     from facesketch.training.distributed import pick_device
 
+    if not 16 <= args.size <= 4096:
+        raise UserError(f"--size {args.size}: use the training load_size, between 16 and 4096 (default 286)")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
     counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
                                 synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
                                 device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,

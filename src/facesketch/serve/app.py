@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facesketch.data.images import to_rgb
+from facesketch.data.images import image_bounds_problem, to_rgb
 from facesketch.errors import UserError
 
 # Formats PIL identifies that a browser upload plausibly is (MPO: JPEGs from phones with a second frame)
@@ -117,6 +117,9 @@ def decode_upload(data: bytes, limits: Limits) -> Image.Image:
     if im.format not in ACCEPTED_FORMATS:
         raise UploadRejected(415, f"{im.format} images are not accepted: use PNG, JPEG, WebP, BMP, TIFF or GIF")
     w, h = im.size
+    problem = image_bounds_problem(w, h)
+    if problem:
+        raise UploadRejected(413, f"the image is refused: {problem}")
     if w * h > limits.max_pixels:
         raise UploadRejected(413, f"the image is {w} x {h} ({w * h / 1e6:.1f} megapixels); the limit is "
                                   f"{limits.max_pixels / 1e6:g} megapixels")  # fmt: skip
@@ -165,7 +168,7 @@ class DemoModel:
         self._lock = threading.Lock()  # CPU inference: one request at a time is faster than several competing
 
     def info(self) -> dict:
-        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": int(self.meta["crop_size"]),
+        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": int(self.meta.get("image_size") or self.meta["crop_size"]),
                 "directions": list(self.translators), "face_detection": self.detector is not None}  # fmt: skip
 
     def run(self, img: np.ndarray, *, direction: str = "AtoB", align: bool = True) -> dict:

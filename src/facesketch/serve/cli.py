@@ -49,6 +49,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")
+    from facesketch.default_model import resolve_model
+
+    args.model = resolve_model(args.model)
     sock = _bind(args.host, args.port)  # before loading the model: a taken port fails at once
     try:
         app = create_app(args.model, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
@@ -75,7 +78,7 @@ def register(sub, help_text: str) -> None:
                        epilog="examples:\n"
                        "  facesketch serve --model runs/fs2k\n"
                        "  curl -F file=@photo.jpg 'http://127.0.0.1:7860/api/translate?align=true'")  # fmt: skip
-    p.add_argument("--model", required=True, help="a run directory or an exported model.safetensors")
+    p.add_argument("--model", default=None, help="a run directory or an exported model.safetensors (default: the model shipped with facesketch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     p.add_argument("--max-upload-mb", type=float, default=10, help="largest accepted upload in MB (default 10; larger: HTTP 413)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -75,8 +76,11 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     from facesketch.training.loop import train
 
-    train(cfg, run_dir, resume=args.resume)
-    return 0
+    summary = train(cfg, run_dir, resume=args.resume)
+    if summary.get("stop") == "signal":
+        print(f"interrupted: checkpoint written at step {summary['step']}; continue with "
+              f"`facesketch train --out {run_dir} --resume`", file=sys.stderr)  # fmt: skip
+    return int(summary.get("exit_code", 0))
 
 
 def register(sub, help_text: str) -> None:

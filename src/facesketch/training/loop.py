@@ -113,12 +113,12 @@ def _set_rng_state(s: dict) -> None:
 
 
 def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to crop_size."""
+    """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to the model's image size."""
     try:
         files = discover(root, "test", cfg.data.source)
     except UserError:
         files = discover(root, "train", cfg.data.source)
-    size = cfg.data.crop_size
+    size = cfg.image_size
     A = ImageBank(files.A[:N_FIXED], size, cache=False)
     B = ImageBank(files.B[:N_FIXED], size, cache=False)
     to = lambda bank: to_model_range(torch.stack([torch.from_numpy(bank[i].transpose(2, 0, 1).copy()) for i in range(len(bank))]))  # noqa: E731
@@ -149,12 +149,76 @@ def save_samples(run_dir: Path, step: int, G: CycleGenerators, fixed: tuple[torc
     return path
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
+    """Check ``run_dir`` before anything slow happens: a folder we can write, holding a run exactly when resuming.
+
+    With ``write`` (the main process): creates it, proves it writable, removes the temporary files of writes a
+    crash interrupted, and moves the stats of an earlier run that never wrote a checkpoint aside (stats.prev.jsonl),
+    so a new run never appends to another run's statistics.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir}: is a file, not a folder; choose another --out")
     has_ckpt = bool(ck.list_checkpoints(run_dir))
     if resume and not has_ckpt:
         raise UserError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} (start a new run without --resume)")
     if not resume and has_ckpt:
         raise UserError(f"--out {run_dir} already holds a training run: pass --resume to continue it, or choose another --out")
+    if not write:
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # checkpoints/ comes with the first checkpoint
+        probe = run_dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"facesketch")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"--out {run_dir}: cannot write there ({e.strerror or e}); choose a writable --out") from None
+    left = ck.remove_leftovers(run_dir)
+    if left:
+        print(f"removed {len(left)} temporary file(s) left by interrupted writes in {run_dir}")
+    stats = run_dir / "stats.jsonl"
+    if not resume and stats.exists():
+        os.replace(stats, run_dir / "stats.prev.jsonl")
+        print(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
+
+
+def _check_finite(stats: dict, step: int) -> None:
+    """Stop on the first non-finite loss term, naming the step and the term (before any checkpoint is written)."""
+    values = torch.stack([v.detach().float().reshape(()) for v in stats.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    bad = [f"{k}={v:g}" for k, v in zip(stats, values.cpu().tolist()) if not math.isfinite(v)]
+    raise UserError(f"step {step}: non-finite loss ({', '.join(bad)}); training stopped, checkpoints and export left "
+                    "as they were (lower train.lr, check the data, or --resume from the last checkpoint)")  # fmt: skip
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (it then checkpoints); a second one stops at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # the second one: give up waiting for the step
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nsignal {signum}: stopping after this step (checkpoint first); send it again to stop at once", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict:
@@ -162,14 +226,15 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict:
     run_dir = Path(run_dir)
     dist = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, run_dir, resume, dist)
+        with _StopSignals() as signals:
+            return _train(cfg, run_dir, resume, dist, signals)
     finally:
         shutdown(dist)
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
+def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _StopSignals) -> dict:
     t, device, main = cfg.train, dist.device, dist.is_main
-    prepare_run_dir(run_dir, resume)
+    prepare_run_dir(run_dir, resume, write=main)
     state = None
     if resume:
         found = ck.latest_checkpoint(run_dir)
@@ -240,8 +305,16 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
 
     step, epoch, done_in_epoch = 0, 0, 0
     if state is not None:
-        G.G_A.load_state_dict(state["nets"]["G_A"]), G.G_B.load_state_dict(state["nets"]["G_B"])
-        D.D_A.load_state_dict(state["nets"]["D_A"]), D.D_B.load_state_dict(state["nets"]["D_B"])
+        try:
+            G.G_A.load_state_dict(state["nets"]["G_A"]), G.G_B.load_state_dict(state["nets"]["G_B"])
+            D.D_A.load_state_dict(state["nets"]["D_A"]), D.D_B.load_state_dict(state["nets"]["D_B"])
+        except RuntimeError as e:
+            was = state.get("config", {}).get("model", {})
+            changed = [f"model.{k}={getattr(cfg.model, k)!r} (checkpoint: {was[k]!r})" for k in was
+                       if hasattr(cfg.model, k) and was[k] != getattr(cfg.model, k)]  # fmt: skip
+            what = ", ".join(changed) or str(e).strip().splitlines()[0][:200]
+            raise UserError(f"--resume: the checkpoint's networks do not match the configuration ({what}); "
+                            "architecture settings cannot change when resuming") from None  # fmt: skip
         opt_G.load_state_dict(state["opt_G"]), opt_D.load_state_dict(state["opt_D"])
         sched_G.load_state_dict(state["sched_G"]), sched_D.load_state_dict(state["sched_D"])
         if scaler is not None and state.get("scaler"):
@@ -271,6 +344,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     writer = StatsWriter(run_dir, enabled=main, resume_step=step if state is not None else None)
+    acc = StatsAccumulator()
+    n_log = 0
+    if state is not None and state.get("stats_acc"):
+        # a checkpoint between two log lines carries the partial interval: the next line averages the whole of it
+        acc.load_state_dict(state["stats_acc"], device)
+        n_log = int(state["stats_acc"].get("images", 0))
 
     def save_state() -> Path | None:
         per_rank = gather_to_main(dist, {"pool_A": pool_A.state_dict(), "pool_B": pool_B.state_dict(), "rng": _rng_state()})
@@ -284,24 +363,43 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
             "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "per_rank": per_rank, "config": cfg.to_dict(), "world": dist.world,
+            "stats_acc": dict(acc.state_dict(), images=n_log),
         }  # fmt: skip
         path = ck.checkpoint_path(run_dir, step)
-        ck.atomic_torch_save(st, path)
-        ck.prune_checkpoints(run_dir, t.keep_checkpoints)
+        try:
+            ck.save_train_state(st, path)
+            ck.prune_checkpoints(run_dir, t.keep_checkpoints, known_good=path)
+        except OSError as e:
+            last = ck.list_checkpoints(run_dir)
+            raise UserError(f"step {step}: cannot write the checkpoint {path} ({e.strerror or e}); training stopped"
+                            + (f"; the newest earlier checkpoint is {last[-1]}" if last else "")) from None  # fmt: skip
         return path
 
     from tqdm import tqdm
 
     bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="training", unit="step",
                disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
-    acc = StatsAccumulator()
-    t_start, t_log, n_log = time.time(), time.time(), 0
+    t_start, t_log = time.time(), time.time()
     last_ckpt_step = step if state is not None else -1
     stop_reason = None
     evaluator = _make_evaluator(cfg, root, plain_G, device) if (t.eval_every and main) else None
     if main:
         print(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
               f"  images: {len(A)} photos / {len(B)} sketches")  # fmt: skip
+
+    def log_line(partial: bool = False) -> None:
+        """One stats.jsonl line: the means since the last one. ``partial``: the stop's unfinished interval (a resume
+        drops it and completes the interval from the checkpoint, so its lines match an uninterrupted run's)."""
+        nonlocal t_log, n_log
+        values = acc.pop()
+        now = time.time()
+        values["lr"] = opt_G.param_groups[0]["lr"]
+        values["images_per_s"] = n_log * dist.world / max(now - t_log, 1e-9)
+        if partial:
+            values["partial"] = 1.0
+        t_log, n_log = now, 0
+        writer.write(step, epoch + done_in_epoch / (steps_per_epoch * t.batch_size), values)
+        bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
 
     def end_epoch() -> None:
         """Step the schedulers AFTER the epoch's last optimiser step, then evaluate every eval_every epochs."""
@@ -323,19 +421,14 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
             normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
             stats = step_fn(real_A, real_B, normals_A)
+            _check_finite(stats, step + 1)
             step += 1
             done_in_epoch += real_A.shape[0]
             acc.add(stats)
             n_log += real_A.shape[0]
             bar.update(1)
-            if step % t.log_every == 0 or step == total_steps:
-                values = acc.pop()
-                now = time.time()
-                values["lr"] = opt_G.param_groups[0]["lr"]
-                values["images_per_s"] = n_log * dist.world / max(now - t_log, 1e-9)
-                t_log, n_log = now, 0
-                writer.write(step, epoch + done_in_epoch / (steps_per_epoch * t.batch_size), values)
-                bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
+            if step % t.log_every == 0:
+                log_line()
             if main and (step % t.sample_every == 0 or step == 1):
                 save_samples(run_dir, step, plain_G, fixed)
             if step % t.checkpoint_every == 0:
@@ -347,6 +440,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
             if t.max_minutes and (time.time() - t_start) / 60 >= t.max_minutes:
                 stop_reason = "max_minutes"
                 break
+            if signals.signum is not None:
+                stop_reason = "signal"
+                break
         # the epoch is complete when the sampler is exhausted (also when a stop landed exactly on its last batch)
         if done_in_epoch >= sampler.per_rank():
             end_epoch()
@@ -354,8 +450,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo) -> dict:
     if stop_reason is None:
         stop_reason = "done"
     if step != last_ckpt_step:
-        save_state()
-    summary = {"run_dir": str(run_dir), "step": step, "epoch": epoch, "stop": stop_reason, "minutes": (time.time() - t_start) / 60}
+        save_state()  # with the unfinished interval's sums, before the partial line below empties them
+    if acc.count:
+        log_line(partial=True)
+    summary = {"run_dir": str(run_dir), "step": step, "epoch": epoch, "stop": stop_reason, "minutes": (time.time() - t_start) / 60,
+               "exit_code": 128 + int(signals.signum) if stop_reason == "signal" else 0}  # fmt: skip
     if main:
         save_samples(run_dir, step, plain_G, fixed)
         from facesketch.translate import model_meta
@@ -378,13 +477,13 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
     if not fs2k.is_fs2k_root(root):
         print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
         return None
-    from facesketch.evaluation.during_training import evaluate_translator
+    from facesketch.evaluation.during_training import evaluate_translator, spread_subset
     from facesketch.translate import Translator, model_meta
 
     from facesketch.evaluation import METRICS
     from facesketch.errors import UserError as _UserError
 
-    records = [r for r in fs2k.load_split(root, "test") if r.photo and r.sketch][: cfg.train.eval_subset]
+    records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], cfg.train.eval_subset)
     metrics = METRICS
     try:
         from facesketch.priors.lpips import build_lpips

@@ -30,12 +30,21 @@ class StatsAccumulator:
         self.sums, self.count = {}, 0
         return out
 
+    def state_dict(self) -> dict:
+        """The partial interval (sums and count), for a checkpoint written between two log lines."""
+        return {"count": self.count, "sums": {k: v.detach().cpu().clone() for k, v in self.sums.items()}}
+
+    def load_state_dict(self, sd: dict, device="cpu") -> None:
+        self.count = int(sd.get("count", 0))
+        self.sums = {k: v.to(device) for k, v in sd.get("sums", {}).items()}
+
 
 class StatsWriter:
     """Appends one JSON object per log interval to ``stats.jsonl`` (and mirrors it to TensorBoard under ``tb/``).
 
-    On resume, entries newer than the checkpoint's step (from the interrupted run) are dropped first, so the
-    file describes exactly the training that the checkpoint continues.
+    On resume, entries newer than the checkpoint's step (from the interrupted run), the stop's partial interval
+    line and any torn line are dropped first, so the file describes exactly the training that the checkpoint
+    continues and the resumed run's lines match an uninterrupted run's.
     """
 
     def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True, resume_step: int | None = None):
@@ -45,7 +54,8 @@ class StatsWriter:
         if not enabled:
             return
         if resume_step is not None and self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            kept = [ln for ln in self.path.read_text().splitlines()
+                    if (rec := _parse(ln)) is not None and rec.get("step", 0) <= resume_step and not rec.get("partial")]  # fmt: skip
             from facesketch.atomic import atomic_write_text
 
             atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
@@ -70,6 +80,15 @@ class StatsWriter:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def _parse(line: str) -> dict | None:
+    """One stats.jsonl line, or None for a blank or torn one (a crash or a full disk mid-write)."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def read_stats(path: Path) -> list[dict]:
