@@ -333,3 +333,152 @@ def test_model_folder_of_the_demo_points_to_its_run(tiny_model, tmp_path):
     shutil.copytree(tiny_model, demo / "run")
     with pytest.raises(UserError, match=r"did you mean --model .*demo/run"):
         Translator.from_path(demo)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (1-bit grey) with a token IDAT: what a decompression bomb or
+    a forged header looks like to a server that trusts the header (a few dozen bytes on the wire)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+RSS_LIMIT_MB = 300  # the peak may grow by at most this much over the idle server while it refuses hostile images
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
+def test_server_refuses_thin_huge_and_bomb_images_with_bounded_memory_and_keeps_answering(tiny_model, tmp_path):
+    import io
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from PIL import Image
+
+    pytest.importorskip("fastapi")
+    pytest.importorskip("cv2")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "facesketch", "serve", "--model", str(tiny_model), "--port", str(port),
+                          "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def post(data: bytes) -> tuple[int, str]:
+        req = urllib.request.Request(f"{base}/api/translate", data=data, headers={"Content-Type": "image/png"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def png(w: int, h: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("L", (w, h), 128).save(buf, format="PNG")
+        return buf.getvalue()
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert p.poll() is None, p.stderr.read()
+            try:
+                urllib.request.urlopen(f"{base}/api/info", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        assert post(png(96, 96))[0] == 200  # warm: the first real translation allocates the model's buffers
+        idle = _rss_mb(p.pid, "VmHWM")
+        hostile = {
+            "1000x1": png(1000, 1), "3000x1": png(3000, 1), "1x5000": png(1, 5000),  # thin strips (the findings)
+            "49000000x1": _png_claiming(49_000_000, 1),  # the HTTP 500 finding, as a forged header
+            "16000x16000 bomb": _png_claiming(16_000, 16_000),  # 256 megapixels claimed in 80 bytes
+            "16384x16384 real": png(16_384, 16_384),  # a real all-grey 268-megapixel PNG (about 100 kB)
+            "30000x20000 bomb": _png_claiming(30_000, 20_000),
+        }  # fmt: skip
+        for name, data in hostile.items():
+            status, body = post(data)
+            assert status == 413, (name, status, body)
+            assert "detail" in json.loads(body), (name, body)
+        peak = _rss_mb(p.pid, "VmHWM")
+        assert peak - idle < RSS_LIMIT_MB, f"peak RSS grew {peak - idle:.0f} MB (idle {idle:.0f} MB)"
+        status, body = post(png(120, 100))  # still answering, and still translating
+        assert status == 200 and '"output"' in body, body[:200]
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+class _Pickled:  # a whole object, not a state dict: loading it would need this class (code)
+    def __init__(self):
+        self.weight = torch.zeros(2)
+
+
+@pytest.mark.parametrize("argv_of", [
+    lambda f: ["weights", "fetch", "dsine", "--source", str(f)],
+    lambda f: ["weights", "fetch", "hed-bsds500", "--source", str(f)],
+])  # fmt: skip
+def test_a_code_pickle_as_weight_source_is_refused_in_one_line(tmp_path, monkeypatch, capsys, argv_of):
+    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "model.pt"
+    torch.save(_Pickled(), bad)
+    rc = _cli(*argv_of(bad))
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert "model.pt" in err and "weights_only=False" not in err
+
+
+def test_foreign_pickles_give_one_error_text_everywhere(tmp_path):
+    from facesketch.models.importers import load_official
+    from facesketch.models.generators import build_generator
+    from facesketch.priors.dsine import load_dsine_state_dict
+    from facesketch.priors.hed import load_hed_weights
+    from facesketch.tensorfile import CODE_PICKLE
+
+    bad = tmp_path / "foreign.pth"
+    torch.save(_Pickled(), bad)
+    loaders = [lambda: load_official(bad, build_generator("resnet", ngf=8, n_blocks=1), "resnet", n_blocks=1),
+               lambda: load_dsine_state_dict(bad), lambda: load_hed_weights(bad), lambda: ck.load_train_state(bad)]  # fmt: skip
+    for load in loaders:
+        with pytest.raises(UserError) as e:
+            load()
+        msg = str(e.value)
+        assert msg.startswith(str(bad)) and CODE_PICKLE in msg and "\n" not in msg
+
+
+def test_exports_are_the_same_bytes_for_the_same_tensors_and_load_with_safetensors(tmp_path):
+    from safetensors.torch import load_file
+
+    from facesketch.tensorfile import safetensors_bytes
+
+    ts = {"b.w": torch.randn(3, 4), "a.w": torch.randn(5).half(), "n": torch.arange(7), "h": torch.randn(2).bfloat16()}
+    data = safetensors_bytes(ts, {"format": "x", "config": "{}"})
+    assert data == safetensors_bytes(dict(reversed(list(ts.items()))), {"config": "{}", "format": "x"})
+    (tmp_path / "t.safetensors").write_bytes(data)
+    back = load_file(str(tmp_path / "t.safetensors"))
+    assert set(back) == set(ts) and all(torch.equal(back[k], ts[k]) for k in ts)
+
+
+@pytest.mark.slow
+def test_fault_injection_kill_9_at_random_moments_then_resume_equals_a_straight_run(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fault_injection import inject
+
+    report = inject(kills=3, seed=0, work=tmp_path, log=lambda *_: None)
+    assert report["kills"] == 3 and report["rounds"] >= 1
+    assert report["differences"] == [], report

@@ -93,12 +93,9 @@ def convert_state_dict(sd: dict, kind: str, *, n_blocks: int = 9) -> dict:
 def load_official(path: str | Path, module: torch.nn.Module, kind: str, *, n_blocks: int = 9) -> torch.nn.Module:
     """Load an official ``*_net_G_A.pth``-style file into ``module`` strictly (never unpickles code)."""
     path = Path(path)
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure means: not a plain state dict
-        raise UserError(f"{path}: not a plain PyTorch state dict ({type(e).__name__}: {e})") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
+    from facesketch.tensorfile import load_tensors
+
+    sd = load_tensors(path, f"a plain PyTorch state dict of a {kind} network")
     try:
         mapped = convert_state_dict(sd, kind, n_blocks=n_blocks)
         module.load_state_dict(mapped, strict=True)

@@ -490,16 +490,10 @@ def load_dsine_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(
             f"DSINE weights file not found: {path} (pass --dsine-weights PATH or run `facesketch weights fetch dsine`)"
         )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        first_line = (str(e).splitlines() or [""])[0][:200]
-        raise UserError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {first_line})") from e
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{path} is not a DSINE checkpoint: expected a state dict or {{'model': state_dict}}")
-    sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    from facesketch.tensorfile import load_tensors
+
+    sd = load_tensors(path, "a DSINE checkpoint (a state dict or {'model': state_dict})", unwrap=("model",),
+                      strip_prefix="module.")  # fmt: skip
     expected = _expected_shapes()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]

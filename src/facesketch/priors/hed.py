@@ -295,14 +295,9 @@ def load_hed_weights(path: str | Path) -> tuple["OrderedDict[str, torch.Tensor]"
         if "ceil_mode" in meta:
             ceil = meta["ceil_mode"] == "true"
     else:
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle / zip errors of a corrupt or foreign file
-            raise UserError(f"{path}: cannot be read as a weights-only PyTorch state dict ({e})") from None
-        if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-            sd = sd["state_dict"]
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise UserError(f"{path}: not a HED state dict (expected a dict of tensors)")
+        from facesketch.tensorfile import load_tensors
+
+        sd = load_tensors(path, "a HED state dict")
     ours = all(k.startswith(("stages.", "side_scores.", "fuse.")) for k in sd)
     try:
         sd = _checked(OrderedDict(sd), str(path)) if ours else hed_state_dict_from_official(sd)

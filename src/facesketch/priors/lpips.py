@@ -277,20 +277,9 @@ def load_heads(path: str | Path, net: str) -> "OrderedDict[str, torch.Tensor]":
 
 
 def _load_tensors(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from facesketch.tensorfile import load_tensors
 
-        try:
-            return load_file(str(path))
-        except Exception as e:  # safetensors raises its own error types for corrupt headers
-            raise UserError(f"{path}: not a readable safetensors file ({e})") from None
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle / zip errors of a corrupt or foreign file
-        raise UserError(f"{path}: cannot be read as a weights-only PyTorch state dict ({e})") from None
-    if not isinstance(sd, dict):
-        raise UserError(f"{path}: not a state dict")
-    return sd
+    return load_tensors(path, "an LPIPS weights file", unwrap=())
 
 
 def build_lpips(

@@ -593,14 +593,13 @@ def _convert_hed_keras_h5(files: list[Path], dest: Path) -> None:
 
 
 def _convert_lpips_heads(files: list[Path], dest: Path) -> None:
-    import torch
-
     from facesketch.priors.lpips import lpips_heads_from_official
+    from facesketch.tensorfile import load_tensors
 
     out = {}
     for f in files:
         net = f.stem  # alex / vgg
-        sd = torch.load(f, map_location="cpu", weights_only=True)
+        sd = load_tensors(f, "an LPIPS linear-heads file", unwrap=())
         for k, v in lpips_heads_from_official(sd, net).items():
             out[f"{net}.{k}"] = v
     _save_safetensors(out, dest, {"format": "facesketch-lpips-heads", "source": "lpips==0.1.4 lpips/weights/v0.1"})
@@ -626,14 +625,10 @@ def _check_hed_official(path: Path) -> None:
 
 
 def _check_dsine(path: Path) -> None:
-    import torch
+    from facesketch.tensorfile import load_tensors
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # an HTML error page, a truncated file, ...
-        raise UserError(f"{path}: not a weights-only PyTorch checkpoint ({e})") from None
-    sd = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not any(str(k).removeprefix("module.").startswith("encoder.") for k in sd):
+    sd = load_tensors(path, "a DSINE checkpoint", unwrap=("model",), strip_prefix="module.")  # an HTML page, a pickle, ...
+    if not any(str(k).startswith("encoder.") for k in sd):
         raise UserError(f"{path}: not a DSINE checkpoint (expected {{'model': state_dict}} with encoder.* keys)")
 
 

@@ -15,6 +15,7 @@ import torch
 
 from facesketch.atomic import atomic_output
 from facesketch.errors import UserError
+from facesketch.tensorfile import read_weights_only
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT = "facesketch-train-state/1"
@@ -97,7 +98,7 @@ def save_train_state(state: dict, path: Path) -> Path:
         raise UserError(f"{path}: refusing to write a checkpoint with non-finite values in {bad}")
 
     def verify(tmp: Path) -> None:
-        back = torch.load(tmp, map_location="cpu", weights_only=True)
+        back = read_weights_only(tmp, "the checkpoint just written")
         if state_digest(back) != state["checksum"]:
             raise UserError(f"{path}: the checkpoint read back differs from what was written (disk or memory fault)")
 
@@ -123,14 +124,7 @@ def load_train_state(path: Path) -> dict:
 
     UserError, in one line naming the file, if it is not a readable, intact facesketch checkpoint.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            reason = "it holds Python objects other than tensors and plain data, which facesketch never loads"
-        raise UserError(f"{path}: cannot read checkpoint ({type(e).__name__}: {reason[:200]})") from None
-    return _check_state(state, path)
+    return _check_state(read_weights_only(path, "a facesketch checkpoint (cannot read checkpoint)"), path)
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict] | None:
@@ -194,7 +188,7 @@ def export_generators(path: Path, generators: dict[str, torch.nn.Module], meta: 
 
     ``meta`` must hold what inference needs: model architecture fields and the image sizes.
     """
-    from safetensors.torch import save_file
+    from facesketch.tensorfile import safetensors_bytes
 
     tensors = {}
     for name, g in generators.items():
@@ -202,8 +196,12 @@ def export_generators(path: Path, generators: dict[str, torch.nn.Module], meta: 
             v = v.detach().cpu()
             tensors[f"{name}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
     path = Path(path)
+    data = safetensors_bytes(tensors, {"format": EXPORT_FORMAT, "config": json.dumps(meta)})  # the same bytes every time
     with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": EXPORT_FORMAT, "config": json.dumps(meta)})
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 
