@@ -15,6 +15,8 @@ def run_check(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.exists():
         raise UserError(f"{root} does not exist. {fs2k.FS2K_HOWTO}")
+    if not root.is_dir():
+        raise UserError(f"{root}: is a file; pass the dataset's folder (FS2K, or trainA/ trainB/ folders)")
     if fs2k.is_fs2k_root(root):
         rep = fs2k.check(root, decode=not args.no_decode)
         print(rep.format(max_list=args.max_list))

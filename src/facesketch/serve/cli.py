@@ -49,6 +49,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")
+    import math
+
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels)):
+        if not (0 < value < math.inf):
+            raise UserError(f"{flag} {value}: must be a finite number > 0")
     from facesketch.default_model import resolve_model
 
     args.model = resolve_model(args.model)
