@@ -443,6 +443,7 @@ def test_server_refuses_thin_huge_and_bomb_images_with_bounded_memory_and_keeps_
             assert status == 413, (name, status, body)
             assert "detail" in json.loads(body), (name, body)
         peak = _rss_mb(p.pid, "VmHWM")
+        print(f"server peak RSS: {idle:.0f} MB warmed up, {peak:.0f} MB after {len(hostile)} hostile uploads")
         assert peak - idle < RSS_LIMIT_MB, f"peak RSS grew {peak - idle:.0f} MB (idle {idle:.0f} MB)"
         status, body = post(png(120, 100))  # still answering, and still translating
         assert status == 200 and '"output"' in body, body[:200]
@@ -511,3 +512,26 @@ def test_fault_injection_kill_9_at_random_moments_then_resume_equals_a_straight_
     report = inject(kills=3, seed=0, work=tmp_path, log=lambda *_: None)
     assert report["kills"] == 3 and report["rounds"] >= 1
     assert report["differences"] == [], report
+
+
+def test_evaluate_with_a_fresh_weight_cache_fetches_lpips_weights_itself(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from facesketch.priors import weights
+
+    for d in ("pred", "gt"):
+        (tmp_path / d).mkdir()
+        Image.new("L", (32, 32), 200).save(tmp_path / d / "a.png")
+    asked = []
+
+    def offline_fetch(name, *a, **k):
+        asked.append(name)
+        raise UserError(f"{name}: no network here")
+
+    monkeypatch.setattr(weights, "cached", lambda name, *a, **k: False)
+    monkeypatch.setattr(weights, "fetch", offline_fetch)
+    rc = _cli("evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "e"))
+    err = capsys.readouterr().err
+    assert rc != 0 and asked == ["lpips-heads"]  # training fetches the same weights; so does evaluate
+    last = err.strip().splitlines()[-1]
+    assert "lpips-heads" in last and "--lpips-trunk" not in err and "without lpips" in last

@@ -78,13 +78,14 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
     return H.write_page(out / "index.html", "facesketch demo", "\n".join(body))
 
 
-def spread_test_records(root: Path, per_source: int = 4):
-    """``per_source`` FS2K test records from each of photo1, photo2 and photo3, evenly spread over each."""
+def spread_test_records(root: Path, per_source: int = 6):
+    """``per_source`` FS2K test records from each source of the test split, evenly spread over each (FS2K's test
+    split holds photo1 and photo3 only: photo2's photos are all in the training split)."""
     from facesketch.data import fs2k
 
     recs = [r for r in fs2k.load_split(root, "test") if r.photo and r.sketch]
     out = []
-    for src in ("photo1", "photo2", "photo3"):
+    for src in sorted({r.source for r in recs}):
         mine = [r for r in recs if r.source == src]
         step = max(1, len(mine) // per_source)
         out += mine[::step][:per_source]
@@ -224,7 +225,7 @@ def model_demo(args, root: Path, out: Path) -> Path:
         f"ngf {meta['ngf']}, {meta['n_blocks']} blocks, translating at {tr.size}&times;{tr.size}), trained by "
         "<code>facesketch train</code> on FS2K on a 2-core CPU; how, and its scores: docs/results.md. "
         f"Everything on this page was made in {seconds:.0f} s on this machine.</p>",
-        "<h2>FS2K test photos</h2><p class=muted>Four photos of each FS2K source per block of rows: the photo, our sketch "
+        "<h2>FS2K test photos</h2><p class=muted>Six photos of each source of the FS2K test split (photo1, photo3), four per block of rows: the photo, our sketch "
         "(face path: detected, aligned, translated), the pencil filter (colour dodge, no learning) and the artist's sketch.</p>",
         H.img(grid),
         "<h2>Attention masks</h2><p class=muted>9 content images blended by 9 foreground masks; the background mask (bg) "

@@ -10,7 +10,7 @@ from facesketch.evaluation import METRICS
 
 
 def spread_subset(records: Sequence, n: int) -> list:
-    """``n`` records evenly spread over ``records`` (every ``len // n``-th, so all three FS2K styles are in it); all if n <= 0."""
+    """``n`` records evenly spread over ``records`` (every ``len // n``-th: both sources of the FS2K test split, photo1 and photo3, and all three styles are in it); all if n <= 0."""
     recs = list(records)
     if n <= 0 or n >= len(recs):
         return recs
