@@ -535,3 +535,24 @@ def test_evaluate_with_a_fresh_weight_cache_fetches_lpips_weights_itself(tmp_pat
     assert rc != 0 and asked == ["lpips-heads"]  # training fetches the same weights; so does evaluate
     last = err.strip().splitlines()[-1]
     assert "lpips-heads" in last and "--lpips-trunk" not in err and "without lpips" in last
+
+
+def test_export_into_a_read_only_folder_is_one_line(tiny_model, tmp_path, monkeypatch, capsys):
+    # root writes anywhere: make the folder look read-only (the check) and the write fail (the OSError path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real_access(p, mode, *a, **k))
+    assert _cli("export", "--model", str(tiny_model), "--onnx", str(ro / "m.onnx")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--onnx" in err and "cannot write into" in err
+    monkeypatch.setattr(os, "access", real_access)
+    from facesketch.training import checkpoint as ckpt_mod
+
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(ckpt_mod, "export_generators", denied)
+    assert _cli("export", "--model", str(tiny_model), "--safetensors", str(ro / "m.safetensors")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Permission denied" in err and "Traceback" not in err
