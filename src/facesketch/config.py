@@ -112,7 +112,8 @@ class LossConfig:
     lambda_edge: float = 1.0
     """LPIPS(HED(rec_A), HED(real_A)) on the photo cycle. 0 disables it (and HED/LPIPS are not loaded)."""
     lambda_normal: float = 10.0
-    """MSE(DSINE(rec_A), normals(real_A)) on the photo cycle. 0 disables it (and DSINE is not loaded)."""
+    """MSE(DSINE(rec_A), normals(real_A)) on the photo cycle. 0 disables it (and DSINE is not loaded).
+    The MSE is ``F.mse_loss``: the mean over pixels and the 3 components (a third of the per-pixel squared norm)."""
     pool_size: int = 50
     """Image pool of past fakes for the discriminators (0 = no pool)."""
 

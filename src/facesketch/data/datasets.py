@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from facesketch.data import fs2k
 from facesketch.data.images import UnreadableImageError, is_image_file, load_rgb_array
-from facesketch.data.transforms import apply_image, apply_normals, load_size_for, sample_params
+from facesketch.data.transforms import apply_image, apply_normals, crop_intrinsics, load_size_for, sample_params
 from facesketch.errors import UserError
 
 SOURCES = ("auto", "fs2k", "folders")
@@ -168,8 +168,9 @@ class UnpairedDataset(Dataset):
     """CycleGAN's unaligned dataset: item i is photo ``i % |A|`` and an independently drawn sketch.
 
     Items are addressed as ``(epoch, i)`` (what ``EpochSampler`` yields; a bare ``i`` means epoch 0) so the
-    draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S) RGB; ``A_index``, ``B_index``; and ``A_normals`` float16
-    (3, S, S) when normal maps are given (same crop as the photo; a flip mirrors the map and negates x).
+    draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S) RGB; ``A_index``, ``B_index``; and, when normal maps are given,
+    ``A_normals`` float16 (3, S, S) (same crop as the photo; a flip mirrors the map and negates x) and ``A_intrins``
+    float32 (3, 3), the intrinsics of that crop in the camera the map was computed with (``crop_intrinsics``).
     Convert images on the device with ``transforms.to_model_range`` (-> [-1, 1]).
     """
 
@@ -192,6 +193,7 @@ class UnpairedDataset(Dataset):
         item = {"A": apply_image(self.A[ia], pa), "B": apply_image(self.B[ib], pb), "A_index": ia, "B_index": ib}
         if self.normals is not None:
             item["A_normals"] = apply_normals(self.normals[ia], pa)
+            item["A_intrins"] = crop_intrinsics(pa, self.normals.size)  # the camera the target saw, for this crop
         return item
 
 

@@ -59,6 +59,25 @@ def apply_normals(normals: np.ndarray, p: AugmentParams) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crop))
 
 
+NORMALS_FOV_DEG = 60.0  # the field of view `facesketch normals` gives DSINE over the whole load-size image
+
+
+def crop_intrinsics(p: AugmentParams, full_size: int, fov_deg: float = NORMALS_FOV_DEG) -> torch.Tensor:
+    """(3, 3) float32 pinhole intrinsics of the crop ``p`` of a ``full_size`` square image seen with ``fov_deg``.
+
+    The camera is the one the precomputed normal target saw (DSINE on the whole load-size image): focal length
+    f = (full_size / 2) / tan(fov / 2) of the *full* image, principal point at its centre (top-left pixel centre is
+    (0, 0): c = full_size / 2 - 0.5) moved by the crop offset, and mirrored (c_x -> size - 1 - c_x) with a flip.
+    """
+    import math
+
+    f = (full_size / 2.0) / math.tan(math.radians(fov_deg / 2.0))
+    cx, cy = full_size / 2.0 - 0.5 - p.left, full_size / 2.0 - 0.5 - p.top
+    if p.flip:
+        cx = p.size - 1 - cx
+    return torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]], dtype=torch.float64).float()
+
+
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
     """uint8 (any shape) -> float in [-1, 1], exactly as ToTensor + Normalize(0.5, 0.5): (x/255 - 0.5)/0.5."""
     return (x.float() / 255.0 - 0.5) / 0.5

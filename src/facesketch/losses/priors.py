@@ -27,6 +27,8 @@ class CycleTensors:
     rec_B: torch.Tensor
     normals_A: torch.Tensor | None = None
     """Pseudo-GT unit normals of real_A, (B, 3, H, W), cropped/flipped like the photo."""
+    intrins_A: torch.Tensor | None = None
+    """(B, 3, 3) intrinsics of each crop in the camera the normal target was computed with (None: fov 60 on the crop)."""
 
 
 class GeneratorTerm(Protocol):
@@ -40,7 +42,14 @@ class NormalLoss:
     """MSE(DSINE(rec_A), N(real_A)): the surface-normal loss (lambda_normal = 10 in the paper).
 
     ``estimator`` is the frozen DSINE recipe taking RGB in [0, 1] and returning unit normals (B, 3, H, W);
-    gradients flow through it into rec_A. The target comes precomputed from the dataset (never recomputed).
+    gradients flow through it into rec_A. The target comes precomputed from the dataset (never recomputed): DSINE
+    on the whole load-size photo, then cropped. The prediction on the crop is therefore made with that camera
+    (``CycleTensors.intrins_A``: the load-size focal length, the principal point moved by the crop offset and
+    mirrored with a flip), not with a fresh 60-degree field of view over the crop (an 11.7 % shorter focal length at
+    286 -> 256, and a principal point off by the offset).
+
+    Reduction: ``F.mse_loss`` over every element, i.e. the mean over pixels *and the 3 components* of the squared
+    difference: a third of the mean per-pixel squared distance ||n_pred - n_target||^2 (the paper's "MSE").
     """
 
     name = "normal"
@@ -52,7 +61,7 @@ class NormalLoss:
     def __call__(self, t: CycleTensors) -> torch.Tensor:
         if t.normals_A is None:
             raise RuntimeError("the normal loss needs precomputed normal maps in the batch (A_normals)")
-        pred = self.estimator((t.rec_A + 1) * 0.5)
+        pred = self.estimator((t.rec_A + 1) * 0.5, t.intrins_A)
         return F.mse_loss(pred.float(), t.normals_A.float())
 
 
@@ -102,8 +111,11 @@ def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
             est = build_normal_estimator(synthetic_seed=priors_cfg.dsine_synthetic_seed,
                                          prediction=priors_cfg.dsine_prediction, device=device)  # fmt: skip
         else:
-            est = build_normal_estimator(priors_cfg.dsine_weights or None, prediction=priors_cfg.dsine_prediction,
-                                         device=device)  # fmt: skip
+            from facesketch.priors.weights import resolve
+
+            # the user's path, else the verified dsine.pt of the weight cache (`facesketch weights fetch dsine`)
+            path = resolve("dsine", priors_cfg.dsine_weights or None)
+            est = build_normal_estimator(path, prediction=priors_cfg.dsine_prediction, device=device)
         terms.append(NormalLoss(est, loss_cfg.lambda_normal))
     for t in terms:
         for p in _params(t):

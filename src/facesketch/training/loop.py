@@ -420,7 +420,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             real_A = to_model_range(batch["A"].to(device, non_blocking=True))
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
             normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
-            stats = step_fn(real_A, real_B, normals_A)
+            intrins_A = batch["A_intrins"].to(device) if "A_intrins" in batch else None
+            stats = step_fn(real_A, real_B, normals_A, intrins_A)
             _check_finite(stats, step + 1)
             step += 1
             done_in_epoch += real_A.shape[0]

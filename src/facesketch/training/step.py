@@ -111,7 +111,8 @@ class CycleGANStep:
             loss.backward()
             opt.step()
 
-    def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, normals_A: torch.Tensor | None = None) -> dict:
+    def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, normals_A: torch.Tensor | None = None,
+                 intrins_A: torch.Tensor | None = None) -> dict:  # fmt: skip
         s, dev = self.s, real_A.device.type
         real_A, real_B = self._prep(real_A), self._prep(real_B)
         identity = s.lambda_identity > 0
@@ -133,7 +134,7 @@ class CycleGANStep:
             losses["idt_A"] = F.l1_loss(o["idt_A"].float(), real_B.float()) * s.lambda_cycle_B * s.lambda_identity
             losses["idt_B"] = F.l1_loss(o["idt_B"].float(), real_A.float()) * s.lambda_cycle_A * s.lambda_identity
         if self.terms:
-            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], normals_A)
+            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], normals_A, intrins_A)
             for term in self.terms:
                 with self._autocast(dev):
                     value = term(t)
