@@ -162,37 +162,47 @@ def test_unpaired_dataset_is_seeded_and_independent(tmp_path):
 
 
 def test_dataset_serves_normals_with_the_photo_crop(tmp_path):
-    root = make_unpaired(tmp_path / "d", n_a=3, n_b=3)
+    """The map's crop window and flip are the photo's own (not the sketch's, not a fixed one): both encode their pixel
+    coordinates, and the window decoded from the photo crop must equal the one decoded from the map crop."""
+    root = tmp_path / "d"
+    rows, cols = np.mgrid[0:36, 0:36]
+    for folder, n in (("trainA", 3), ("trainB", 3)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            img = np.stack([cols * 7, rows * 7, np.full_like(rows, 40 * i)], -1).astype(np.uint8)  # R = 7 col, G = 7 row
+            Image.fromarray(img if folder == "trainA" else 255 - img).save(root / folder / f"{i}.png")
     files = discover(root, "train")
     A, B = ImageBank(files.A, 36), ImageBank(files.B, 36)
     A.validate(progress=False), B.validate(progress=False)
     nroot = tmp_path / "normals"
-    for i, p in enumerate(files.A):
-        # encode the pixel column into x so a crop/flip is visible: x = column / 100, z = 1
+    for p in files.A:
         arr = np.zeros((3, 36, 36), np.float16)
-        arr[0] = np.arange(36)[None, :] / 100
-        arr[1] = i / 10
-        arr[2] = 1
+        arr[0], arr[1], arr[2] = cols / 100, rows / 100, 1  # x = column / 100, y = row / 100
         q = normal_map_path(nroot, root, p)
         q.parent.mkdir(parents=True, exist_ok=True)
         np.save(q, arr)
     nb = NormalBank([normal_map_path(nroot, root, p) for p in files.A], 36)
     nb.validate("run facesketch normals")
     ds = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, normals=nb)
-    seen_flip = seen_plain = False
-    for k in range(12):
-        item = ds[(0, k % 3)] if k < 3 else ds[(k, k % 3)]
+    windows, flips = set(), set()
+    for k in range(16):
+        item = ds[(k, k % 3)]
+        photo = item["A"].numpy().astype(int)
+        p_flip = photo[0, 0, 0] > photo[0, 0, -1]  # columns descend in a mirrored crop
+        p_left = photo[0, 0, -1 if p_flip else 0] // 7
+        p_top = photo[1, 0, 0] // 7
         x = item["A_normals"][0].float().numpy()
-        row = x[0]
-        if row[0] < 0:  # flipped: columns descend and are negated
-            seen_flip = True
-            assert np.all(np.diff(-row) < 0)
-        else:
-            seen_plain = True
-            assert np.all(np.diff(row) > 0)
-        # the photo crop corresponds to the same window: left edge of map = crop left
-        assert item["A_normals"][1, 0, 0].item() == pytest.approx((k % 3) / 10, abs=1e-3)
-    assert seen_flip and seen_plain
+        n_flip = bool(x[0, 0] < 0)  # mirrored AND negated
+        n_left = round(abs(x[0, -1 if n_flip else 0]) * 100)
+        n_top = round(item["A_normals"][1, 0, 0].item() * 100)
+        assert (n_top, n_left, n_flip) == (p_top, p_left, p_flip), k
+        assert np.all(np.diff(np.abs(x[0])) < 0) if n_flip else np.all(np.diff(x[0]) > 0)
+        k_ = item["A_intrins"]  # the crop's camera: principal point moved by the window, mirrored with the flip
+        cx = 17.5 - p_left
+        assert k_[0, 2].item() == pytest.approx(31 - cx if p_flip else cx) and k_[1, 2].item() == pytest.approx(17.5 - p_top)
+        windows.add((p_top, p_left))
+        flips.add(p_flip)
+    assert len(windows) > 4 and flips == {True, False}
 
 
 def test_missing_normal_maps_fail_with_the_command(tmp_path):

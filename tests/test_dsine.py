@@ -14,7 +14,6 @@ from facesketch.priors.dsine import (
     DSINE,
     NormalEstimator,
     build_normal_estimator,
-    flip_normals_horizontal,
     intrinsics_from_fov,
     load_dsine_state_dict,
     normals_to_rgb,
@@ -259,7 +258,7 @@ def test_missing_weights_error_names_the_fix():
 
 
 # -------------------------------------------------------------------------------------------------------- helpers
-def test_normals_to_rgb_and_flip():
+def test_normals_to_rgb():
     n = torch.zeros(3, 2, 3)
     n[2] = 1.0  # wall facing the camera
     n[:, 0, 0] = torch.tensor([-1.0, 0.0, 0.0])
@@ -268,9 +267,3 @@ def test_normals_to_rgb_and_flip():
     assert img[1, 1].tolist() == [127, 127, 255] and img[0, 0].tolist() == [0, 127, 127]
     assert np.array_equal(normals_to_rgb(n.unsqueeze(0).numpy()), img)
 
-    m = torch.randn(2, 3, 4, 5)
-    f = flip_normals_horizontal(m)
-    assert torch.equal(f[:, 0], -m[:, 0].flip(-1)) and torch.equal(f[:, 1:], m[:, 1:].flip(-1))
-    assert torch.equal(flip_normals_horizontal(f), m)
-    fa = flip_normals_horizontal(m.numpy().astype(np.float16))
-    assert fa.dtype == np.float16 and np.allclose(fa, f.numpy(), atol=1e-3)

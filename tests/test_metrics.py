@@ -339,5 +339,25 @@ def test_conformance_run_small_preprocessing(fs2k_dir):
             assert _sha(resize_grey(pred, gt.shape)) == im["resize"]["resized_gray_sha256"], im["id"]
 
 
-def test_metric_keys():
-    assert METRICS == ("lpips", "ssim", "ms_ssim", "fsim", "scoot")
+def test_evaluate_writes_exactly_the_chosen_metrics_in_metrics_json_and_the_table(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from facesketch.cli import main
+
+    rng = np.random.default_rng(0)
+    for d in ("pred", "gt"):
+        (tmp_path / d).mkdir()
+        for i in range(2):
+            Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / d / f"{i}.png")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "e"),
+                 "--metrics", "scoot,ssim"]) == 0  # fmt: skip
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["metrics"] == ["ssim", "scoot"]  # in METRICS order, whatever the order asked
+    assert 0 < m["ssim"] < 1 and 0 < m["scoot"] <= 1 and set(METRICS) - {"ssim", "scoot"} <= {k for k in METRICS if m.get(k) is None}
+    lines = (tmp_path / "e" / "table.md").read_text().splitlines()
+    header = next(ln for ln in lines if ln.startswith("| row")).split("|")[3:-1]  # Table I's five columns, for the paper rows
+    ours = next(ln for ln in lines if ln.startswith("| **ours")).split("|")[3:-1]
+    cells = {h.strip().rstrip("↑↓"): c.strip() for h, c in zip(header, ours)}
+    assert cells == {"LPIPS": "—", "SSIM": f"{m['ssim']:.4f}", "MS-SSIM": "—", "FSIM": "—", "SCOOT": f"{m['scoot']:.4f}"}

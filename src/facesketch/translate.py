@@ -188,10 +188,8 @@ def collect_inputs(inputs: list[str], *, recursive: bool = False) -> list[Path]:
             if not found:
                 print(f"warning: {p}: no image files found", file=sys.stderr)
             files += found
-        elif p.exists():
-            files.append(p)
         else:
-            files.append(p)  # reported as unreadable at the end, like any other bad input
+            files.append(p)  # a file; a missing one is reported as unreadable at the end, like any other bad input
     seen, out = set(), []
     for f in files:
         key = f.resolve() if f.exists() else f

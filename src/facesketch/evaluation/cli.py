@@ -85,10 +85,7 @@ def _translate_split(args, items, out_dir: Path) -> None:
     """--model: translate every photo that has a record, keep the sketches in memory and under out/predictions/."""
     import numpy as np
 
-    try:
-        from facesketch.translate import Translator
-    except ImportError as e:
-        raise UserError(f"--model needs facesketch.translate, which this installation lacks ({e}); use --pred") from None
+    from facesketch.translate import Translator
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
 
     translator = Translator.from_path(args.model, direction="AtoB", device=args.device)

@@ -601,19 +601,3 @@ def normals_to_rgb(n) -> np.ndarray:
     if a.ndim != 3 or a.shape[0] != 3:
         raise ValueError(f"normals_to_rgb expects (3, H, W), got {a.shape}")
     return np.clip((a.transpose(1, 2, 0) + 1.0) * 0.5 * 255.0, 0, 255).astype(np.uint8)
-
-
-def flip_normals_horizontal(n):
-    """Mirror a normal map (..., 3, H, W) left-right: flip the W axis and negate x. Tensor in -> tensor out; arrays too.
-
-    Use it wherever the photo is flipped, so the map stays the normals *of the flipped photo*.
-    """
-    sign = [[[-1.0]], [[1.0]], [[1.0]]]  # (3, 1, 1), broadcast over (..., 3, H, W)
-    if isinstance(n, torch.Tensor):
-        if n.dim() < 3 or n.shape[-3] != 3:
-            raise ValueError(f"flip_normals_horizontal expects (..., 3, H, W), got {tuple(n.shape)}")
-        return torch.flip(n, dims=[-1]) * torch.tensor(sign, dtype=n.dtype, device=n.device)
-    a = np.asarray(n)
-    if a.ndim < 3 or a.shape[-3] != 3:
-        raise ValueError(f"flip_normals_horizontal expects (..., 3, H, W), got {a.shape}")
-    return (a[..., ::-1] * np.asarray(sign, dtype=a.dtype)).astype(a.dtype)

@@ -68,14 +68,6 @@ def gather_to_main(info: DistInfo, obj) -> list | None:
     return out
 
 
-def broadcast_from_main(info: DistInfo, obj):
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -462,12 +462,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
 
         ck.export_generators(run_dir / "export" / "model.safetensors", {"G_A": plain_G.G_A, "G_B": plain_G.G_B}, model_meta(cfg))
         writer.close()
-        try:
-            from facesketch.report.run_report import write_run_report
+        from facesketch.report.run_report import write_run_report
 
-            summary["report"] = str(write_run_report(run_dir))
-        except ImportError:
-            pass
+        summary["report"] = str(write_run_report(run_dir))
         print(f"stopped ({stop_reason}) at step {step}, epoch {epoch}; export: {run_dir / 'export' / 'model.safetensors'}")
     barrier(dist)
     return summary
