@@ -228,3 +228,20 @@ def test_evaluation_during_training_logs_the_five_metrics(fs2k_dir, tmp_path):
         lpips_available = False
     assert ("eval/lpips" in evals[0]) == lpips_available  # LPIPS is scored whenever its weights are cached
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_a_run_records_its_environment_and_a_log_beside_the_stats(data, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(data, **{"train.max_steps": 2, "train.log_every": 1}), run)
+    from facesketch.cli import main
+
+    assert main(["train", "--out", str(run), "--resume", "train.max_steps=3"]) == 0
+    envs = [json.loads(s) for s in (run / "environment.jsonl").read_text().splitlines()]
+    assert len(envs) == 2  # one line per start
+    assert envs[0]["torch"] == torch.__version__ and envs[0]["device"] == "cpu" and envs[0]["amp"] == "fp32"
+    assert {"git", "python", "cpu", "argv", "started", "facesketch"} <= set(envs[0])
+    log = (run / "log.txt").read_text().splitlines()
+    assert any("run: " in ln for ln in log) and any("resuming from" in ln for ln in log)
+    steps = [ln for ln in log if "  step " in ln]
+    assert len(steps) == 3 and "G_total" in steps[0]  # one line per stats.jsonl line
+    assert sum(1 for ln in log if "stopped (max_steps)" in ln) == 2

@@ -181,6 +181,53 @@ def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
         print(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
 
 
+class RunLog:
+    """``log.txt`` beside ``stats.jsonl``: what the run printed, one timestamped line each (appended on resume)."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.path = run_dir / "log.txt" if enabled else None
+
+    def __call__(self, msg: str, *, echo: bool = True, err: bool = False) -> None:
+        if echo:
+            print(msg, file=sys.stderr if err else sys.stdout)
+        if self.path is not None:
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {msg.strip()}\n")
+            except OSError:
+                pass  # the log is a convenience; checkpoints and stats report their own write errors
+
+
+def environment(device: torch.device, amp) -> dict:
+    """What produced a run: versions, machine, device, precision, the code's git revision and the command line."""
+    import platform
+    import subprocess
+
+    from facesketch import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))  # fmt: skip
+    except (OSError, StopIteration):
+        pass
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)  # fmt: skip
+        git = rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        git = None
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "facesketch": __version__, "git": git, "torch": torch.__version__,
+        "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
+        "amp": str(amp).replace("torch.", "") if amp is not None else "fp32", "argv": sys.argv,
+    }  # fmt: skip
+
+
 def _check_finite(stats: dict, step: int) -> None:
     """Stop on the first non-finite loss term, naming the step and the term (before any checkpoint is written)."""
     values = torch.stack([v.detach().float().reshape(()) for v in stats.values()])
@@ -241,8 +288,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         if found is None:
             raise UserError(f"--resume: no readable checkpoint in {run_dir / 'checkpoints'}")
         state = found[1]
-        if main:
-            print(f"resuming from {found[0]} (step {state['step']})")
+    say = RunLog(run_dir, enabled=main)
+    if state is not None and main:
+        say(f"resuming from {found[0]} (step {state['step']})")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
     amp = _amp_dtype(t.amp, device)
@@ -326,7 +374,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             pool_A.load_state_dict(mine["pool_A"], device), pool_B.load_state_dict(mine["pool_B"], device)
             _set_rng_state(mine["rng"])
         elif main:
-            print(f"note: checkpoint was written by {len(per_rank)} process(es), now {dist.world}: image pools restart empty")
+            say(f"note: checkpoint was written by {len(per_rank)} process(es), now {dist.world}: image pools restart empty")
 
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -384,7 +432,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
     stop_reason = None
     evaluator = _make_evaluator(cfg, root, plain_G, device) if (t.eval_every and main) else None
     if main:
-        print(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
+        import json
+
+        with open(run_dir / "environment.jsonl", "a", encoding="utf-8") as f:  # one line per start (resumes append)
+            f.write(json.dumps(environment(device, amp)) + "\n")
+        say(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
               f"  images: {len(A)} photos / {len(B)} sketches")  # fmt: skip
 
     def log_line(partial: bool = False) -> None:
@@ -399,6 +451,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             values["partial"] = 1.0
         t_log, n_log = now, 0
         writer.write(step, epoch + done_in_epoch / (steps_per_epoch * t.batch_size), values)
+        say(f"step {step}  epoch {epoch + done_in_epoch / (steps_per_epoch * t.batch_size):.3f}  "
+            + "  ".join(f"{k} {v:.4g}" for k, v in values.items()), echo=False)  # fmt: skip
         bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
 
     def end_epoch() -> None:
@@ -409,6 +463,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         if evaluator is not None and epoch % t.eval_every == 0:
             metrics = evaluator()
             writer.write(step, float(epoch), {f"eval/{k}": v for k, v in metrics.items()})
+            say(f"epoch {epoch} evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), echo=False)
         barrier(dist)
 
     while epoch < total_epochs and stop_reason is None:
@@ -465,7 +520,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         from facesketch.report.run_report import write_run_report
 
         summary["report"] = str(write_run_report(run_dir))
-        print(f"stopped ({stop_reason}) at step {step}, epoch {epoch}; export: {run_dir / 'export' / 'model.safetensors'}")
+        say(f"stopped ({stop_reason}) at step {step}, epoch {epoch}; export: {run_dir / 'export' / 'model.safetensors'}")
     barrier(dist)
     return summary
 
