@@ -225,7 +225,7 @@ def main() -> int:
     from facesketch.data.fs2k import FS2K_HOWTO, find_root, load_split
     from facesketch.evaluation.protocol import EvalItem
     from facesketch.evaluation.runner import default_workers, load_pairs, lpips_model, score_pairs
-    from facesketch.priors.lpips import build_lpips
+    from facesketch.priors.build import build_lpips
 
     root = find_root(args.fs2k)
     if root is None:

@@ -43,8 +43,8 @@ def main():
     device = torch.device(args.device)
     from facesketch.errors import UserError
     from facesketch.priors.dsine import build_normal_estimator
-    from facesketch.priors.hed import build_edge_detector
-    from facesketch.priors.lpips import build_lpips
+    from facesketch.priors.build import build_edge_detector
+    from facesketch.priors.build import build_lpips
     from facesketch.training.loop import _amp_dtype
 
     amp = _amp_dtype("auto", device) if args.amp == "auto" else None

@@ -126,8 +126,10 @@ def build_priors(device, cfg):
 
     out = {}
     if cfg["edge"]:
-        from facesketch.priors.hed import HED, build_edge_detector
-        from facesketch.priors.lpips import LPIPS, build_lpips
+        from facesketch.priors.build import build_edge_detector
+        from facesketch.priors.hed import HED
+        from facesketch.priors.build import build_lpips
+        from facesketch.priors.lpips import LPIPS
 
         try:
             out["hed"] = build_edge_detector("auto", device=device)

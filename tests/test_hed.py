@@ -15,13 +15,13 @@ from facesketch.priors import weights
 from facesketch.priors.frozen import FrozenPrior
 from facesketch.priors.hed import (
     HED,
-    build_edge_detector,
     edge_map,
     hed_state_dict_from_official,
     hed_state_dict_to_official,
     load_hed_weights,
     rgb_pm1_to_hed_input,
 )
+from facesketch.priors.build import build_edge_detector
 
 
 @pytest.fixture(scope="module")

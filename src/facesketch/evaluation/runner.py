@@ -50,7 +50,7 @@ def parse_metrics(spec: str | None) -> tuple[str, ...]:
 @lru_cache(maxsize=4)
 def lpips_model(net: str = "alex", device: str = "cpu"):
     """The frozen LPIPS prior (real weights from the cache; UserError naming the fetch command if absent)."""
-    from facesketch.priors.lpips import build_lpips
+    from facesketch.priors.build import build_lpips
 
     # channels_last runs oneDNN's convolutions ~1.3-1.6x faster on CPU; results agree to ~1e-7
     return build_lpips(net=net, device=device).to(memory_format=torch.channels_last)

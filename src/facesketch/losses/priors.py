@@ -94,8 +94,8 @@ def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
     """The enabled prior terms with their frozen networks on ``device`` (raises UserError for missing weights)."""
     terms = []
     if loss_cfg.lambda_edge > 0:
-        from facesketch.priors.hed import build_edge_detector
-        from facesketch.priors.lpips import build_lpips
+        from facesketch.priors.build import build_edge_detector
+        from facesketch.priors.build import build_lpips
 
         if priors_cfg.auto_fetch:
             fetch_registry_weights(priors_cfg)

@@ -539,7 +539,7 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
     records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], cfg.train.eval_subset)
     metrics = METRICS
     try:
-        from facesketch.priors.lpips import build_lpips
+        from facesketch.priors.build import build_lpips
 
         build_lpips("alex")
     except _UserError as e:
