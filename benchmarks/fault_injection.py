@@ -3,8 +3,9 @@
 Usage: python benchmarks/fault_injection.py [--kills 20] [--seed 0] [--work DIR]
 
 A reference run trains a tiny model on synthetic images to the end (24 steps, a checkpoint and a prune after every
-step). Then the same run is started, killed with SIGKILL after a random delay (uniform over the reference run's wall
-time, so kills land in start-up, mid-step, mid-checkpoint-write and mid-prune), and resumed (`--resume` when a
+step). Then the same run is started and killed with SIGKILL: after a random delay (uniform over the reference run's
+wall time: start-up or mid-step), or, for every third kill each, the moment a checkpoint's temporary file appears
+(mid-write) or a new checkpoint stands beside the one it replaces (mid-prune); it is then resumed (`--resume` when a
 checkpoint exists, else started anew), again and again, until --kills kills have landed and the run finishes by
 itself. Each finished run must equal the reference: the exported model byte for byte, the final checkpoint's networks
 and optimiser state tensor for tensor, and stats.jsonl line for line (all but `time` and `images_per_s`).
@@ -82,6 +83,35 @@ def where_it_landed(run: Path) -> str:
     return "mid-step"
 
 
+def _starts(run: Path) -> int:
+    try:
+        return (run / "log.txt").read_text().count("  run: ")
+    except OSError:
+        return 0
+
+
+def _wait_for(p: subprocess.Popen, run: Path, mode: str, deadline: float) -> bool:
+    """Poll (every ~0.2 ms) until the run is inside a checkpoint write (a temporary file exists) or between writing a
+    checkpoint and pruning the older one (more than KEEP checkpoints); True when caught, False if it ended first.
+    Only from the moment this process has started training (its "run:" line in log.txt): what an earlier kill left
+    behind does not count."""
+    ck_dir = run / "checkpoints"
+    before = _starts(run)
+    while time.monotonic() < deadline and p.poll() is None and _starts(run) <= before:
+        time.sleep(0.005)
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            names = os.listdir(ck_dir)
+        except OSError:
+            names = []
+        if mode == "write" and any(n.endswith(".tmp") for n in names):
+            return True
+        if mode == "prune" and sum(1 for n in names if n.startswith("step_") and n.endswith(".pt")) > KEEP:
+            return True
+        time.sleep(0.0002)
+    return False
+
+
 def comparable_stats(run: Path) -> list[dict]:
     lines = [json.loads(s) for s in (run / "stats.jsonl").read_text().splitlines() if s.strip()]
     return [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in lines]
@@ -124,16 +154,26 @@ def inject(kills: int, seed: int, work: Path, log=print) -> dict:
             attempts += 1
             resume = bool(ck.list_checkpoints(run))
             p = subprocess.Popen(command(run, data, resume), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            mode = ("random", "write", "prune")[n % 3]  # every third kill waits for a write, every third for a prune
             delay = rnd.uniform(0, t_ref)
-            try:
-                rc = p.wait(timeout=delay) if n < kills else p.wait(timeout=600)
-            except subprocess.TimeoutExpired:
+            t0 = time.monotonic()
+            if n < kills and mode != "random":
+                hit = _wait_for(p, run, mode, deadline=t0 + 2 * t_ref)
+                rc = None if hit else p.poll()
+                if rc is None and not hit:
+                    rc = p.wait(timeout=600)
+            else:
+                try:
+                    rc = p.wait(timeout=delay) if n < kills else p.wait(timeout=600)
+                except subprocess.TimeoutExpired:
+                    rc = None
+            if rc is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
                 n += 1
                 where = where_it_landed(run)
                 landed[where] = landed.get(where, 0) + 1
-                log(f"kill {n:3d} after {delay:5.2f} s: {where}")
+                log(f"kill {n:3d} ({mode:6s}) after {time.monotonic() - t0:5.2f} s: {where}")
                 continue
             err = p.stderr.read()
             if rc != 0:
