@@ -29,3 +29,10 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def build_discriminator(*, ndf: int = 64, n_layers: int = 3, init_std: float = 0.02) -> PatchDiscriminator:
+    """Factory used by training, symmetric with ``build_generator``: a PatchGAN with CycleGAN's 'normal' init."""
+    from facesketch.models.generators import init_weights
+
+    return init_weights(PatchDiscriminator(ndf=ndf, n_layers=n_layers), init_std)

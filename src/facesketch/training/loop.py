@@ -30,7 +30,7 @@ from facesketch.data.transforms import from_model_range, load_size_for, to_model
 from facesketch.errors import UserError
 from facesketch.losses.gan import ImagePool
 from facesketch.losses.priors import build_prior_terms
-from facesketch.models import PatchDiscriminator, build_generator
+from facesketch.models import build_discriminator, build_generator
 from facesketch.training import checkpoint as ck
 from facesketch.training.distributed import DistInfo, barrier, gather_to_main, init_distributed, shutdown
 from facesketch.training.stats import StatsAccumulator, StatsWriter
@@ -334,11 +334,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
     m = cfg.model
     G_A = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
     G_B = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
-    D_A = PatchDiscriminator(ndf=m.ndf, n_layers=m.n_layers_D)
-    D_B = PatchDiscriminator(ndf=m.ndf, n_layers=m.n_layers_D)
-    from facesketch.models.generators import init_weights
-
-    init_weights(D_A, m.init_std), init_weights(D_B, m.init_std)
+    D_A = build_discriminator(ndf=m.ndf, n_layers=m.n_layers_D, init_std=m.init_std)
+    D_B = build_discriminator(ndf=m.ndf, n_layers=m.n_layers_D, init_std=m.init_std)
     G, D = CycleGenerators(G_A, G_B).to(device), CycleDiscriminators(D_A, D_B).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -382,8 +379,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         ids = [device.index] if device.type == "cuda" else None
         G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
     G_run, D_run = (torch.compile(G), torch.compile(D)) if t.compile else (G, D)
-    settings = StepSettings(cfg.loss.gan_mode, cfg.loss.lambda_gan, cfg.loss.lambda_cycle_A, cfg.loss.lambda_cycle_B,
-                            cfg.loss.lambda_identity, amp, channels_last)  # fmt: skip
+    settings = StepSettings.from_config(cfg.loss, amp_dtype=amp, channels_last=channels_last)
     step_fn = CycleGANStep(G_run, D_run, opt_G, opt_D, settings, terms, pool_A, pool_B, scaler)
     plain_G = G.module if dist.enabled else G
     plain_D = D.module if dist.enabled else D

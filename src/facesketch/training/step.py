@@ -68,6 +68,13 @@ class StepSettings:
     amp_dtype: torch.dtype | None = None  # torch.bfloat16 / torch.float16 / None (fp32)
     channels_last: bool = False
 
+    @classmethod
+    def from_config(cls, loss_cfg, *, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> "StepSettings":
+        """The step's settings from a ``LossConfig`` by name (the prior terms carry their own weights)."""
+        return cls(gan_mode=loss_cfg.gan_mode, lambda_gan=loss_cfg.lambda_gan, lambda_cycle_A=loss_cfg.lambda_cycle_A,
+                   lambda_cycle_B=loss_cfg.lambda_cycle_B, lambda_identity=loss_cfg.lambda_identity, amp_dtype=amp_dtype,
+                   channels_last=channels_last)  # fmt: skip
+
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
