@@ -17,7 +17,7 @@ from facesketch.errors import UserError
 NAME = "default"
 FILENAME = "fs2k-default.safetensors"
 # sha256 of the shipped file; a new model changes both (scripts/bundle_model.py writes them)
-SHA256 = "4f4722c5f60513a8eff36b4221cc78af256b83babd3aee5a5a709ce8604b6830"
+SHA256 = "f55397a24763c542b960aca0b37ba931ad849b01d1ee8cc5f4ee708eb2f577e2"
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
