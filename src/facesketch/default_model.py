@@ -8,10 +8,10 @@ How it was trained, and its scores on the FS2K test split: docs/results.md.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
+from facesketch.download import sha256_file  # noqa: F401 - also used by scripts/bundle_model.py
 from facesketch.errors import UserError
 
 NAME = "default"
@@ -19,14 +19,6 @@ FILENAME = "fs2k-default.safetensors"
 # sha256 of the shipped file; a new model changes both (scripts/bundle_model.py writes them)
 SHA256 = "f55397a24763c542b960aca0b37ba931ad849b01d1ee8cc5f4ee708eb2f577e2"
 ASSETS = Path(__file__).resolve().parent / "assets"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_model_path(*, verify: bool = True) -> Path:

@@ -85,10 +85,10 @@ def spread_test_records(root: Path, per_source: int = 6):
 
     recs = [r for r in fs2k.load_split(root, "test") if r.photo and r.sketch]
     out = []
+    from facesketch.evaluation.during_training import spread_subset
+
     for src in sorted({r.source for r in recs}):
-        mine = [r for r in recs if r.source == src]
-        step = max(1, len(mine) // per_source)
-        out += mine[::step][:per_source]
+        out += spread_subset([r for r in recs if r.source == src], per_source)
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from facesketch.atomic import atomic_output
+from facesketch.atomic import atomic_output, atomic_write_bytes
 from facesketch.errors import UserError
 from facesketch.tensorfile import read_weights_only
 
@@ -197,11 +197,7 @@ def export_generators(path: Path, generators: dict[str, torch.nn.Module], meta: 
             tensors[f"{name}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
     path = Path(path)
     data = safetensors_bytes(tensors, {"format": EXPORT_FORMAT, "config": json.dumps(meta)})  # the same bytes every time
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    atomic_write_bytes(path, data)
     return path
 
 
