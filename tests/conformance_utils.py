@@ -38,6 +38,14 @@ def case_files(prefix: str) -> list[pathlib.Path]:
     return files
 
 
+def case_params(prefix: str) -> list:
+    """For ``parametrize`` at collection time: the case files, or one skipped parameter naming the directory
+    (``case_files`` would skip the whole module from there, which pytest reports as a collection error)."""
+    files = sorted(CONF.glob(f"{prefix}_case*.npz"))
+    reason = f"no {prefix}_case*.npz in {CONF} (set FACESKETCH_CONFORMANCE_DIR)"
+    return files or [pytest.param(None, id="none", marks=pytest.mark.skip(reason=reason))]
+
+
 def load_case(name: str):
     """np.load of one conformance file by name (no pickle); skips the test when it is missing."""
     path = CONF / name

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conformance_utils import assert_close, case_files, synth_state_dict
+from conformance_utils import assert_close, case_params, synth_state_dict
 from facesketch.models import AttentionGenerator, PatchDiscriminator, build_generator
 from facesketch.models.importers import convert_state_dict, load_official, resnet_generator_key
 from facesketch.errors import UserError
@@ -19,7 +19,7 @@ def _ngf_from(sd):
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("path", case_files("attention_generator"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", case_params("attention_generator"), ids=lambda p: p.stem)
 def test_attention_generator_matches_official(path):
     case = np.load(path, allow_pickle=False)
     sd = synth_state_dict(case)
@@ -41,7 +41,7 @@ def test_attention_generator_matches_official(path):
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("path", case_files("patch_discriminator"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", case_params("patch_discriminator"), ids=lambda p: p.stem)
 def test_patch_discriminator_matches_official(path):
     case = np.load(path, allow_pickle=False)
     sd = synth_state_dict(case)
