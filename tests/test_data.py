@@ -233,3 +233,21 @@ def test_unreadable_error_names_file(tmp_path):
     p.write_text("nope")
     with pytest.raises(UnreadableImageError, match="x.png"):
         load_rgb(p)
+
+
+def test_context_view_holds_the_crop_where_the_window_says(tmp_path):
+    from facesketch.data.transforms import context_view
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
+    for p in [AugmentParams(1, 3, 32, False), AugmentParams(2, 0, 32, True), AugmentParams(4, 4, 32, True)]:
+        full, (x0, y0, h, w) = context_view(img, p)
+        assert full.shape == (3, 36, 36) and (h, w) == (32, 32)
+        assert torch.equal(full[:, y0 : y0 + h, x0 : x0 + w], apply_image(img, p)), p
+    root = make_unpaired(tmp_path / "d")
+    files = discover(root, "train")
+    A, B = ImageBank(files.A, 36), ImageBank(files.B, 36)
+    item = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, context=True)[(0, 2)]
+    x0, y0, h, w = item["A_window"].tolist()
+    assert torch.equal(item["A_full"][:, y0 : y0 + h, x0 : x0 + w], item["A"])
+    assert "A_full" not in UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1)[(0, 2)]

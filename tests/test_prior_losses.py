@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,34 @@ def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
     direct = torch.nn.functional.mse_loss(est((rec + 1) * 0.5, k), target)
     fov60 = torch.nn.functional.mse_loss(est((rec + 1) * 0.5), target)
     assert torch.allclose(loss, direct) and not torch.allclose(loss, fov60, rtol=1e-4)
+
+
+def test_a_toy_prior_term_plugs_in_through_the_registry_alone(tmp_path, monkeypatch):
+    """Register a term (weight, build, frozen network): training runs it, logs it, and the freeze guard checks it."""
+    import torch.nn as nn
+
+    import facesketch.losses.priors as P
+
+    class Brightness:  # pull the reconstruction's mean brightness towards a frozen linear probe's idea of it
+        name = "toy"
+
+        def __init__(self, weight, frozen=True):
+            self.weight, self.probe = weight, nn.Linear(3, 1)
+            self.probe.requires_grad_(not frozen)
+
+        def networks(self):
+            return [self.probe]
+
+        def __call__(self, t):
+            return self.probe(t.rec_A.mean((2, 3))).pow(2).mean()
+
+    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(0.5)))
+    data = make_unpaired(tmp_path / "d")
+    train(load_config(None, tiny_overrides(data, **{"train.max_steps": 2})), tmp_path / "run")
+    last = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
+    assert "toy" in last and last["toy"] >= 0
+    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(0.5, False)))
+    with pytest.raises(UserError, match="toy loss is not frozen"):
+        train(load_config(None, tiny_overrides(data, **{"train.max_steps": 2})), tmp_path / "run2")
+    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.0, lambda lc, pc, dev: Brightness(0.0, False)))
+    assert [s.name for s in P.active_prior_terms(load_config(None).loss)] == ["edge", "normal"]  # weight 0: off

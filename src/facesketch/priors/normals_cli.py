@@ -1,4 +1,7 @@
-"""`facesketch normals DATA_ROOT`: precompute DSINE pseudo-ground-truth normal maps for the training photos.
+"""`facesketch normals DATA_ROOT`: precompute pseudo-ground-truth normal maps for the training photos.
+
+``--estimator dsine`` (default, the paper's) or ``--estimator facemesh`` (the offline substitute: MediaPipe's face mesh
+rasterised over the face, zero vectors elsewhere; default folder ROOT/normals-facemesh).
 
 Each photo is resized exactly as the training pipeline resizes it before the random crop (bicubic to
 load_size x load_size), DSINE runs on that image (fov-60 intrinsics, final prediction), and the map is saved as
@@ -34,6 +37,15 @@ def settings_for(size: int, weights_id: str, prediction: int) -> dict:
             "prediction": int(prediction), "weights": weights_id, "dtype": "float16", "layout": "(3, H, W) x right, y down, z to camera"}  # fmt: skip
 
 
+def facemesh_settings(size: int) -> dict:
+    """What must match for two face-mesh maps to be interchangeable (the pinned files, the resize, the layout)."""
+    from facesketch.faces.mediapipe import SHA256
+
+    return {"estimator": "facemesh", "size": int(size), "resize": "PIL bicubic, aspect not kept (CycleGAN resize)",
+            "files": {k: SHA256[k] for k in sorted(SHA256)}, "dtype": "float16",
+            "layout": "(3, H, W) DSINE's convention; zero vectors off the face (the mask)"}  # fmt: skip
+
+
 def _weights_id(weights: str | None, synthetic_seed: int | None) -> tuple[str, str | None]:
     """(id for the manifest, resolved weights path or None)."""
     if synthetic_seed is not None:
@@ -54,8 +66,10 @@ def _weights_id(weights: str | None, synthetic_seed: int | None) -> tuple[str, s
 def precompute_normals(root: str | Path, out: str | Path | None = None, *, size: int = 286, split: str = "train",
                        source: str = "auto", weights: str | None = None, synthetic_seed: int | None = None,
                        prediction: int = -1, batch_size: int = 4, device: str = "cpu", limit: int = 0,
-                       previews: bool = True, progress: bool = True) -> dict:  # fmt: skip
-    """Compute (or finish computing) the normal maps of ``split``'s photos; returns counts {'done', 'skipped', 'total'}."""
+                       previews: bool = True, progress: bool = True, estimator: str = "dsine",
+                       mediapipe_dir: str | None = None) -> dict:  # fmt: skip
+    """Compute (or finish computing) the normal maps of ``split``'s photos; returns counts {'done', 'skipped', 'total',
+    'unreadable'} (and 'no_face' for the face-mesh estimator: photos whose map is empty)."""
     import torch
     from PIL import Image
     from tqdm import tqdm
@@ -64,12 +78,19 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
     from facesketch.priors.dsine import build_normal_estimator, normals_to_rgb
 
+    from facesketch.losses.priors import default_normals_dir
+
+    if estimator not in ("dsine", "facemesh"):
+        raise UserError(f"--estimator {estimator}: use dsine or facemesh")
     root = Path(root)
-    out = Path(out) if out else root / "normals"
+    out = Path(out) if out else default_normals_dir(root, estimator)
     files = discover(root, split, source)
     photos = files.A[:limit] if limit else files.A
-    wid, wpath = _weights_id(weights, synthetic_seed)
-    settings = settings_for(size, wid, prediction)
+    if estimator == "facemesh":
+        settings = facemesh_settings(size)
+    else:
+        wid, wpath = _weights_id(weights, synthetic_seed)
+        settings = settings_for(size, wid, prediction)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -86,9 +107,17 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
                             f"use another --out, or delete {out} to recompute")  # fmt: skip
     todo = [p for p in photos if not normal_map_path(out, root, p).is_file()]
     counts = {"total": len(photos), "skipped": len(photos) - len(todo), "done": 0, "unreadable": 0}
+    if estimator == "facemesh":
+        counts["no_face"] = 0
     if todo:
         dev = torch.device(device)
-        est = build_normal_estimator(wpath, synthetic_seed=synthetic_seed, prediction=prediction, device=dev)
+        if estimator == "facemesh":
+            from facesketch.priors.facemesh import build_facemesh_estimator
+
+            fm = build_facemesh_estimator(mediapipe_dir, device=dev)
+            est = lambda x: fm(x)[0]  # noqa: E731  (normals; the mask is where they are non-zero)
+        else:
+            est = build_normal_estimator(wpath, synthetic_seed=synthetic_seed, prediction=prediction, device=dev)
         bar = tqdm(total=len(todo), desc="normals", unit="img", disable=not progress)
         for i in range(0, len(todo), batch_size):
             chunk, imgs = [], []
@@ -104,6 +133,8 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
                 with torch.no_grad():
                     n = est(x).float().cpu().numpy()
                 for p, m in zip(chunk, n):
+                    if "no_face" in counts and not np.any(m):
+                        counts["no_face"] += 1
                     dest = normal_map_path(out, root, p)
                     _save_npy_atomic(m.astype(np.float16), dest)
                     if previews:
@@ -113,6 +144,9 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
         bar.close()
     manifest = {"settings": settings, "dataset_root": str(root.resolve()), "split": split, "count": len(photos) - counts["unreadable"],
                 "tool": "facesketch normals"}  # fmt: skip
+    if "no_face" in counts:
+        old_no_face = json.loads(mpath.read_text()).get("no_face", 0) if mpath.exists() else 0
+        manifest["no_face"] = old_no_face + counts["no_face"]
     from facesketch.atomic import atomic_write_text
 
     atomic_write_text(mpath, json.dumps(manifest, indent=1))
@@ -129,18 +163,26 @@ def run_normals(args: argparse.Namespace) -> int:
     counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
                                 synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
                                 device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
-                                progress=not args.quiet)  # fmt: skip
-    print(f"normal maps: {counts['done']} computed, {counts['skipped']} already present, {counts['unreadable']} unreadable, "
-          f"{counts['total']} photos in all -> {args.out or Path(args.root) / 'normals'}")  # fmt: skip
+                                progress=not args.quiet, estimator=args.estimator,
+                                mediapipe_dir=args.mediapipe_dir)  # fmt: skip
+    from facesketch.losses.priors import default_normals_dir
+
+    no_face = f", {counts['no_face']} without a detected face (empty maps: no normal loss on them)" if "no_face" in counts else ""
+    print(f"normal maps ({args.estimator}): {counts['done']} computed, {counts['skipped']} already present, "
+          f"{counts['unreadable']} unreadable{no_face}, {counts['total']} photos in all -> "
+          f"{args.out or default_normals_dir(Path(args.root), args.estimator)}")  # fmt: skip
     return 1 if counts["unreadable"] else 0
 
 
 def register(sub, help_text: str) -> None:
     p = sub.add_parser("normals", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="dataset root (FS2K or trainA/ trainB/ layout)")
-    p.add_argument("--out", help="where the maps go (default ROOT/normals; training reads data.normals_dir)")
+    p.add_argument("--out", help="where the maps go (default ROOT/normals, or ROOT/normals-facemesh; training reads data.normals_dir)")
     p.add_argument("--size", type=int, default=286, help="the training load_size (default 286); maps are (3, size, size)")
     p.add_argument("--split", default="train", help="which split's photos (default train)")
+    p.add_argument("--estimator", default="dsine", choices=("dsine", "facemesh"),
+                   help="dsine (the paper's; default) or facemesh (offline substitute, face region only; default --out ROOT/normals-facemesh)")
+    p.add_argument("--mediapipe-dir", help="folder with the MediaPipe face files for --estimator facemesh (default: the weight cache)")
     p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")
     p.add_argument("--synthetic-seed", type=int, help="use deterministic synthetic DSINE weights (testing only: not real normals)")
     p.add_argument("--prediction", type=int, default=-1, help="DSINE output used: -1 final (default) or 0 initial")

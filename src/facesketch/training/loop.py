@@ -29,7 +29,7 @@ from facesketch.data.datasets import (EpochSampler, ImageBank, NormalBank, Unpai
 from facesketch.data.transforms import from_model_range, load_size_for, to_model_range
 from facesketch.errors import UserError
 from facesketch.losses.gan import ImagePool
-from facesketch.losses.priors import build_prior_terms
+from facesketch.losses.priors import active_prior_terms, build_prior_terms, check_target_manifest
 from facesketch.models import build_discriminator, build_generator
 from facesketch.training import checkpoint as ck
 from facesketch.training.distributed import DistInfo, barrier, gather_to_main, init_distributed, shutdown
@@ -298,7 +298,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
 
     # ---- frozen priors first: a missing weight file should fail before minutes of data loading
     terms = build_prior_terms(cfg.loss, cfg.priors, device)
-    needs_normals = any(getattr(term, "needs_normals", False) for term in terms)
+    specs = active_prior_terms(cfg.loss)  # what the enabled terms ask of the data pipeline
 
     # ---- data: validated once, cached as uint8
     root = resolve_data_root(cfg)
@@ -308,16 +308,19 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
     A, B = build_banks(files, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
                        cache=cfg.data.cache, progress=t.progress and main)  # fmt: skip
     normals = None
-    if needs_normals:
-        nroot = Path(cfg.data.normals_dir) if cfg.data.normals_dir else root / "normals"
+    targets = [spec.target(cfg, root) for spec in specs if spec.target is not None]
+    if len(targets) > 1:
+        raise UserError(f"{len(targets)} enabled prior terms need a precomputed target; the data pipeline serves one")
+    if targets:
+        target = targets[0]
         size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
-        normals = NormalBank([normal_map_path(nroot, root, p) for p in files.A], size, cache=cfg.data.cache)
-        normals.validate(
-            f"run `facesketch normals {root} --out {nroot} --size {size}` first (or set data.normals_dir, "
-            f"or loss.lambda_normal=0 to train without the normal loss)"
-        )
+        check_target_manifest(target)
+        normals = NormalBank([normal_map_path(target.folder, root, p) for p in files.A], size, cache=cfg.data.cache)
+        normals.validate(target.howto)
+    context = any(spec.context(cfg) for spec in specs)
     dataset = UnpairedDataset(A, B, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
-                              flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, normals=normals)  # fmt: skip
+                              flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, normals=normals,
+                              context=context)  # fmt: skip
     sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
     workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, (os.cpu_count() or 1) - 1))
     loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
@@ -472,7 +475,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
             normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
             intrins_A = batch["A_intrins"].to(device) if "A_intrins" in batch else None
-            stats = step_fn(real_A, real_B, normals_A, intrins_A)
+            ctx = {k: batch[k].to(device) for k in ("A_full", "A_window") if k in batch} or None
+            stats = step_fn(real_A, real_B, normals_A, intrins_A, ctx)
             _check_finite(stats, step + 1)
             step += 1
             done_in_epoch += real_A.shape[0]

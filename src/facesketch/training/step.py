@@ -119,7 +119,7 @@ class CycleGANStep:
             opt.step()
 
     def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, normals_A: torch.Tensor | None = None,
-                 intrins_A: torch.Tensor | None = None) -> dict:  # fmt: skip
+                 intrins_A: torch.Tensor | None = None, context: dict | None = None) -> dict:  # fmt: skip
         s, dev = self.s, real_A.device.type
         real_A, real_B = self._prep(real_A), self._prep(real_B)
         identity = s.lambda_identity > 0
@@ -141,11 +141,13 @@ class CycleGANStep:
             losses["idt_A"] = F.l1_loss(o["idt_A"].float(), real_B.float()) * s.lambda_cycle_B * s.lambda_identity
             losses["idt_B"] = F.l1_loss(o["idt_B"].float(), real_A.float()) * s.lambda_cycle_A * s.lambda_identity
         if self.terms:
-            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], normals_A, intrins_A)
+            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], normals_A, intrins_A, context)
             for term in self.terms:
                 with self._autocast(dev):
                     value = term(t)
                 losses[term.name] = value.float() * term.weight
+                if hasattr(term, "stats"):
+                    stats.update({k: v.detach().float() for k, v in term.stats().items()})
         loss_G = sum(losses.values())
         self._backward_step(loss_G, self.opt_G)
 
