@@ -18,13 +18,13 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "facesketch"
 
 # module-name prefixes per floor, lowest first; the first matching prefix (longest first) decides
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "atomic", "download", "safe_pickle", "tensorfile", "__init__"),
-    ("config", "data", "models"),
+    ("errors", "atomic", "download", "safe_pickle", "tensorfile", "run_layout", "__init__"),
+    ("config", "data", "models", "training.checkpoint"),  # training.checkpoint: the checkpoint and export file formats
     ("priors", "faces", "losses"),
-    ("evaluation",),
+    ("evaluation", "inference"),
     ("training",),
     ("translate", "default_model", "export", "report"),
-    ("serve", "demo", "cli", "__main__", "training.cli", "evaluation.cli", "priors.normals_cli", "priors.weights_cli", "data.cli",
+    ("serve", "demo", "cli", "__main__", "training.cli", "evaluation.cli", "priors.cli", "translate.cli", "data.cli",
      "export.cli", "report.cli", "serve.cli"),
 ]  # fmt: skip
 

@@ -296,3 +296,26 @@ def test_cli_run_small_matches_expected(fs2k_dir, tmp_path):
     assert m["counts"]["msssim_negative_term"] == sum(im["msssim_negative_term"] for im in spec["images"])
     if not have_lpips:
         pytest.skip("LPIPS column not checked: weights absent (run `facesketch weights fetch lpips-heads alexnet`)")
+
+
+def test_a_toy_metric_plugs_in_through_the_registry_alone(tmp_path, monkeypatch):
+    """Register a metric: the runner scores it, metrics.json and table.md carry it, the curves plot it."""
+    from facesketch.evaluation import registry
+    from facesketch.report.plots import plot_metrics
+
+    toy = registry.Metric("toy_mae", "Toy MAE", False, lambda gt, gen, ctx: np.abs(gt.astype(float) - gen).mean((1, 2)))
+    monkeypatch.setitem(registry.REGISTRY, "toy_mae", toy)
+    rng = np.random.default_rng(3)
+    pred, gt = tmp_path / "p", tmp_path / "g"
+    pred.mkdir(), gt.mkdir()
+    g = sketch_like(rng, 64, 64)
+    Image.fromarray(g).save(gt / "a.png")
+    p = np.clip(g.astype(int) + 10, 0, 255).astype(np.uint8)
+    Image.fromarray(p).save(pred / "a.png")
+    out = tmp_path / "o"
+    assert run_cli("--pred", pred, "--gt", gt, "--out", out, "--metrics", "ssim,toy_mae") == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["metrics"] == ["ssim", "toy_mae"] and m["toy_mae"] == pytest.approx(np.abs(g.astype(float) - p).mean())
+    assert "Toy MAE" in (out / "table.md").read_text()
+    records = [{"step": 1, "epoch": 1.0, "eval/toy_mae": 3.0}, {"step": 2, "epoch": 2.0, "eval/toy_mae": 2.0}]
+    assert plot_metrics(records, tmp_path / "m.png").is_file()

@@ -157,7 +157,7 @@ def _face_dataset(fs2k: Path, root: Path) -> Path:
 
 
 def test_two_training_steps_with_the_face_mesh_normal_loss(est, fs2k_dir, tmp_path):
-    from facesketch.priors.normals_cli import precompute_normals
+    from facesketch.priors.normals import precompute_normals
     from facesketch.training.loop import train
 
     data = _face_dataset(fs2k_dir, tmp_path / "d")

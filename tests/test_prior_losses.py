@@ -119,7 +119,7 @@ def test_normal_loss_without_weights_names_the_fetch_command(tmp_path):
 @pytest.mark.slow
 def test_full_method_trains_with_precomputed_normals(tmp_path):
     """normals command (synthetic DSINE) -> training with edge + normal losses -> resumable run."""
-    from facesketch.priors.normals_cli import precompute_normals
+    from facesketch.priors.normals import precompute_normals
     import facesketch.losses.priors as P
 
     data = make_unpaired(tmp_path / "d", n_a=3, n_b=3)

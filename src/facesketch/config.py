@@ -87,8 +87,9 @@ class ModelConfig:
     crops of full-scale images (e.g. 128 crops of 286 images) runs on the whole 256 image with the stroke scale it learned."""
 
     def validate(self) -> None:
-        _check(self.generator in ("attention", "attention-geo", "resnet"), "model.generator",
-               "use 'attention', 'attention-geo' or 'resnet'")  # fmt: skip
+        from facesketch.models.generators import GENERATORS
+
+        _check(self.generator in GENERATORS, "model.generator", f"use one of {', '.join(repr(g) for g in GENERATORS)}")
         for k in ("ngf", "ndf", "n_masks", "n_layers_D"):
             _check(getattr(self, k) >= 1, f"model.{k}", "must be >= 1")
         _check(self.n_blocks >= 0, "model.n_blocks", "must be >= 0")

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facesketch import run_layout as layout
+
 MARKER = ".facesketch-demo"
 SHOW = 256  # display size of the grid cells
 
@@ -54,7 +56,7 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
     for r, s in zip(records, sketches):
         Image.fromarray(s).save(out / "sketches" / f"{r.id}.png")
     Image.fromarray(grid).save(out / "grid.png")
-    stats = read_stats(run / "stats.jsonl")
+    stats = read_stats(run / layout.STATS)
     curves = plot_losses(stats, out / "losses.png", title="demo training")
     panels = [attention_panel(small(p), m, s) for p, m, s in zip(photos[:3], masks[:3], sketches[:3]) if m is not None]
     last = stats[-1] if stats else {}
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     from facesketch.data import fs2k
     from facesketch.errors import UserError
     from facesketch.training.loop import train
-    from facesketch.translate import Translator
+    from facesketch.inference import Translator
 
     root = fs2k.find_root(args.fs2k)
     target = "demo-train" if args.train else "demo"

@@ -22,6 +22,8 @@ native size with PIL bicubic (--size N evaluates both at N x N instead, recorded
 
 
 def register(subparsers, help_text: str) -> None:
+    from facesketch.evaluation.registry import metric_keys
+
     """Add the ``evaluate`` verb to the top-level parser."""
     p = subparsers.add_parser(
         "evaluate",
@@ -45,7 +47,7 @@ def register(subparsers, help_text: str) -> None:
     p.add_argument("--allow-missing", action="store_true",
                    help="evaluate the pairs present even if predictions are missing or unreadable")
     p.add_argument("--metrics", default="all", metavar="LIST",
-                   help="comma list of lpips,ssim,ms_ssim,fsim,scoot,ssim_wang2003 (default: all)")
+                   help="comma list of metric keys: " + ",".join(metric_keys()) + " (default: all)")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     p.add_argument("--fsim-precision", default="float32", choices=("float32", "float64"),
                    help="FSIM FFT precision: float32 (default, within 1e-6 of FeatureSIM.m) or float64 (exact, slower)")
@@ -85,7 +87,7 @@ def _translate_split(args, items, out_dir: Path) -> None:
     """--model: translate every photo that has a record, keep the sketches in memory and under out/predictions/."""
     import numpy as np
 
-    from facesketch.translate import Translator
+    from facesketch.inference import Translator
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
 
     translator = Translator.from_path(args.model, direction="AtoB", device=args.device)
@@ -209,7 +211,7 @@ def run(args) -> int:
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
-    from facesketch.evaluation.tables import HEADERS
+    from facesketch.evaluation.registry import header
 
     c = summary["counts"]
     print(f"evaluated {c['evaluated']} of {c['ground_truth']} images "
@@ -220,5 +222,5 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
         if summary["n_nan"][m]:
             excl = summary[f"{m}_nan_excluded"]
             extra = f"  ({summary['n_nan'][m]} NaN; mean of the rest {excl:.4f})" if excl is not None else " (all NaN)"
-        print(f"  {HEADERS[m]:>17}: {'NaN' if v is None else f'{v:.4f}'}{extra}")
+        print(f"  {header(m):>17}: {'NaN' if v is None else f'{v:.4f}'}{extra}")
     print(f"wrote {out_dir / 'per_image.csv'}, {out_dir / 'metrics.json'}, {out_dir / 'table.md'}")

@@ -14,66 +14,40 @@ import math
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facesketch.data.images import UnreadableImageError
-from facesketch.evaluation import EXTRA_METRICS, METRICS
-from facesketch.evaluation.fsim import fsim_batch, single_threaded
-from facesketch.evaluation.msssim import ms_ssim_batch
+from facesketch.evaluation.lpips_grey import lpips_grey_batch, lpips_model  # noqa: F401  (re-exported)
 from facesketch.evaluation.protocol import EvalItem, load_grey_u8, protocol_description, rgb_to_grey_u8, to_eval_pair
-from facesketch.evaluation.scoot import scoot_batch
-from facesketch.evaluation.ssim import ssim_batch
+from facesketch.evaluation.registry import REGISTRY, MetricContext, metric_keys
 
-ALL_METRICS = METRICS + EXTRA_METRICS
 CHUNK_PIXELS = 1_600_000  # per-chunk pixel budget: ~25 FS2K photo1 pairs, a few hundred MB of float64 SSIM maps
 
 
 def parse_metrics(spec: str | None) -> tuple[str, ...]:
     """'lpips,ssim' -> ('lpips', 'ssim'), in canonical order; None or 'all' -> every metric. ValueError on unknown keys."""
+    every = metric_keys()
     if not spec or spec == "all":
-        return ALL_METRICS
+        return every
     want = [s.strip() for s in spec.split(",") if s.strip()]
-    bad = [s for s in want if s not in ALL_METRICS]
+    bad = [s for s in want if s not in every]
     if bad:
-        raise ValueError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(ALL_METRICS)}")
-    return tuple(m for m in ALL_METRICS if m in want)
+        raise ValueError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(every)}")
+    return tuple(m for m in every if m in want)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # scoring grey arrays
 
 
-@lru_cache(maxsize=4)
-def lpips_model(net: str = "alex", device: str = "cpu"):
-    """The frozen LPIPS prior (real weights from the cache; UserError naming the fetch command if absent)."""
-    from facesketch.priors.build import build_lpips
-
-    # channels_last runs oneDNN's convolutions ~1.3-1.6x faster on CPU; results agree to ~1e-7
-    return build_lpips(net=net, device=device).to(memory_format=torch.channels_last)
-
-
-def lpips_grey_batch(model, gt: np.ndarray, gen: np.ndarray, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
-    """LPIPS of (N, H, W) uint8 grey stacks: grey repeated to 3 channels, x/255*2-1, spatial mean; (N,) float64."""
-    out = []
-    with torch.no_grad(), single_threaded(device):  # see single_threaded: contention, not compute, dominates
-        for i in range(0, len(gt), batch_size):
-            x0 = torch.from_numpy(np.ascontiguousarray(gt[i : i + batch_size])).to(device, torch.float32)
-            x1 = torch.from_numpy(np.ascontiguousarray(gen[i : i + batch_size])).to(device, torch.float32)
-            x0 = (x0 / 255.0 * 2.0 - 1.0)[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
-            x1 = (x1 / 255.0 * 2.0 - 1.0)[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
-            out.append(model(x0, x1).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
 def score_stack(
     gt: np.ndarray,
     gen: np.ndarray,
     *,
-    metrics: tuple[str, ...] = ALL_METRICS,
+    metrics: tuple[str, ...] | None = None,
     lpips_net: str = "alex",
     device: str = "cpu",
     fsim_precision: str = "float32",
@@ -82,19 +56,10 @@ def score_stack(
 
     With 'ms_ssim' also 'msssim_negative_term' (N,) bool. SSIM, Wang SSIM and MS-SSIM share one set of blurs.
     """
-    res: dict[str, np.ndarray] = {}
-    if {"ssim", "ssim_wang2003", "ms_ssim"} & set(metrics):
-        s = ssim_batch(gt, gen)
-        res["ssim"], res["ssim_wang2003"] = s["ssim"], s["ssim_wang2003"]
-        if "ms_ssim" in metrics:
-            res["ms_ssim"], res["msssim_negative_term"] = ms_ssim_batch(gt, gen, level1_cs=s["cs_valid"])
-    if "scoot" in metrics:
-        res["scoot"] = scoot_batch(gt, gen)
-    if "fsim" in metrics:
-        res["fsim"] = fsim_batch(gt, gen, precision=fsim_precision, device=device)
-    if "lpips" in metrics:
-        res["lpips"] = lpips_grey_batch(lpips_model(lpips_net, device), gt, gen, device)
-    return {k: v for k, v in res.items() if k in metrics or k == "msssim_negative_term"}
+    ctx = MetricContext(lpips_net=lpips_net, device=device, fsim_precision=fsim_precision)
+    res = {k: np.asarray(REGISTRY[k].batch(gt, gen, ctx), np.float64) for k in (metrics or metric_keys())}
+    res.update(ctx.extras)
+    return res
 
 
 def _worker_init() -> None:
@@ -124,7 +89,7 @@ def score_pairs(
     gts: list[np.ndarray],
     preds: list[np.ndarray],
     *,
-    metrics: tuple[str, ...] = ALL_METRICS,
+    metrics: tuple[str, ...] | None = None,
     lpips_net: str = "alex",
     device: str = "cpu",
     fsim_precision: str = "float32",
@@ -139,6 +104,7 @@ def score_pairs(
     callable(n_pairs_done) called after each chunk. ``fsim_precision='float32'`` agrees with FeatureSIM.m to
     ~1e-7 on FS2K, 'float64' to ~1e-14.
     """
+    metrics = tuple(metrics) if metrics else metric_keys()
     n = len(gts)
     if len(preds) != n:
         raise ValueError(f"{n} ground truths but {len(preds)} predictions")
@@ -256,7 +222,7 @@ def load_pairs(items: list[EvalItem], *, size: int | None = None, threads: int |
 def evaluate_pairs(
     pairs: list[LoadedPair],
     *,
-    metrics: tuple[str, ...] = ALL_METRICS,
+    metrics: tuple[str, ...] | None = None,
     size: int | None = None,
     lpips_net: str = "alex",
     device: str = "cpu",
@@ -269,6 +235,7 @@ def evaluate_pairs(
     progress=None,
 ) -> EvalResult:
     """Score loaded pairs (see ``score_pairs``) and bundle the bookkeeping (missing, unreadable, extra files)."""
+    metrics = tuple(metrics) if metrics else metric_keys()
     scores = score_pairs(
         [p.gt for p in pairs], [p.pred for p in pairs], metrics=metrics, lpips_net=lpips_net, device=device,
         fsim_precision=fsim_precision, workers=workers, progress=progress,

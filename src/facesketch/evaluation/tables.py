@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from facesketch.evaluation import HIGHER_IS_BETTER, METRICS
+from facesketch.evaluation.registry import arrow, header, paper_keys
+
+METRICS = paper_keys()  # the paper's columns, in its order
 
 # Values as printed in the paper (FS2K test split, 1,046 images); columns LPIPS, SSIM, MS-SSIM, FSIM, SCOOT.
 # The paper does not state its SSIM variant, LPIPS net or evaluation size (docs/metrics.md).
@@ -18,7 +20,6 @@ PAPER_TABLE_II = {
     "w/o edge": (0.454, 0.421, 0.526, 0.614, 0.379),
     "full model": (0.412, 0.456, 0.515, 0.609, 0.404),
 }
-HEADERS = {"lpips": "LPIPS", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "fsim": "FSIM", "scoot": "SCOOT", "ssim_wang2003": "SSIM (Wang 2003)"}
 
 
 def paper_rows() -> dict[str, dict[str, dict[str, float]]]:
@@ -34,8 +35,7 @@ def _fmt(x, digits: int = 4) -> str:
 
 
 def _head(metrics) -> str:
-    arrows = {True: "↑", False: "↓"}
-    cols = [f"{HEADERS[m]}{arrows[HIGHER_IS_BETTER[m]]}" for m in metrics]
+    cols = [f"{header(m)}{arrow(m)}" for m in metrics]
     return "| row | source | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols) + "\n"
 
 
@@ -77,11 +77,11 @@ def render_table(summary: dict) -> str:
     extra = [m for m in summary.get("metrics", []) if m not in METRICS]
     notes = []
     for m in extra:
-        notes.append(f"- {HEADERS.get(m, m)}: {_fmt(summary.get(m))} (same images; 'valid' window)")
+        notes.append(f"- {header(m)}: {_fmt(summary.get(m))} (same images; 'valid' window)")
     for m, k in summary.get("n_nan", {}).items():
         if k:
             notes.append(
-                f"- {HEADERS.get(m, m)}: {k} image(s) undefined (NaN; e.g. constant images for FSIM), so the mean "
+                f"- {header(m)}: {k} image(s) undefined (NaN; e.g. constant images for FSIM), so the mean "
                 f"above is NaN; mean over the others ({m}_nan_excluded): {_fmt(summary.get(f'{m}_nan_excluded'))}. "
                 "Ids in metrics.json (nan_ids)."
             )
@@ -94,7 +94,7 @@ def render_table(summary: dict) -> str:
     if subsets:
         lines.append("## Attribute subsets (this evaluation)\n")
         cols = [m for m in summary.get("metrics", METRICS)]
-        table = "| attribute | value | n | " + " | ".join(HEADERS[m] for m in cols) + " |\n"
+        table = "| attribute | value | n | " + " | ".join(header(m) for m in cols) + " |\n"
         table += "|---|---|---|" + "---|" * len(cols) + "\n"
         for attr, groups in subsets.items():
             for value, entry in groups.items():

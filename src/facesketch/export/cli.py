@@ -20,7 +20,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from facesketch.default_model import resolve_model
-    from facesketch.translate import DIRECTIONS, Translator
+    from facesketch.inference import DIRECTIONS, Translator
 
     if not args.onnx and not args.safetensors:
         raise UserError("nothing to write: pass --onnx OUT.onnx and/or --safetensors OUT.safetensors")

@@ -36,3 +36,8 @@ def build_discriminator(*, ndf: int = 64, n_layers: int = 3, init_std: float = 0
     from facesketch.models.generators import init_weights
 
     return init_weights(PatchDiscriminator(ndf=ndf, n_layers=n_layers), init_std)
+
+
+def build_discriminator_from(model: dict) -> PatchDiscriminator:
+    """A discriminator from the model config as a whole (``ndf``, ``n_layers_D``, ``init_std``), like ``build_generator_from``."""
+    return build_discriminator(ndf=model.get("ndf", 64), n_layers=model.get("n_layers_D", 3), init_std=model.get("init_std", 0.02))

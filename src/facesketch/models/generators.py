@@ -5,7 +5,8 @@ Both take and return RGB images in [-1, 1] of shape (B, 3, H, W) with H, W multi
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -132,15 +133,50 @@ def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
     return net
 
 
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A generator architecture in the registry: ``build(model)`` makes it from the model config as a dict (the
+    ``ModelConfig`` fields: ngf, n_blocks, n_masks, ...); ``attention`` says whether its output carries masks."""
+
+    name: str
+    build: Callable[[dict], nn.Module]
+    attention: bool = False
+    doc: str = ""
+
+
+GENERATORS: dict[str, GeneratorSpec] = {}
+
+
+def register_generator(spec: GeneratorSpec) -> GeneratorSpec:
+    """Add (or replace) a generator architecture; the only place to edit to add one."""
+    GENERATORS[spec.name] = spec
+    return spec
+
+
+register_generator(GeneratorSpec("attention", lambda m: AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
+                                 n_masks=m["n_masks"], variant="our"), attention=True,
+                                 doc="AttentionGAN-v2 (the paper's): background mask copies the input"))  # fmt: skip
+register_generator(GeneratorSpec("attention-geo", lambda m: AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
+                                 n_masks=m["n_masks"], variant="geo"), attention=True,
+                                 doc="AttentionGAN-v2 with the background mask on a generated image"))  # fmt: skip
+register_generator(GeneratorSpec("resnet", lambda m: ResnetGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"]),
+                                 doc="CycleGAN's resnet_9blocks generator"))  # fmt: skip
+
+
+def generator_spec(arch: str) -> GeneratorSpec:
+    if arch not in GENERATORS:
+        raise ValueError(f"unknown generator architecture {arch!r} ({', '.join(GENERATORS)})")
+    return GENERATORS[arch]
+
+
+def build_generator_from(model: dict) -> nn.Module:
+    """A generator from the model config as a whole (what exports carry): ``model['generator']`` names it in the
+    registry, the other fields configure it; initialised N(0, init_std)."""
+    m = {"ngf": 64, "n_blocks": 9, "n_masks": 9, "init_std": 0.02, **model}
+    return init_weights(generator_spec(m["generator"]).build(m), m["init_std"])
+
+
 def build_generator(arch: str = "attention", *, ngf: int = 64, n_blocks: int = 9, n_masks: int = 9,
                     init_std: float = 0.02) -> nn.Module:  # fmt: skip
-    """Factory used by training and by exports. ``arch``: 'attention', 'attention-geo' or 'resnet'."""
-    if arch == "attention":
-        net = AttentionGenerator(ngf=ngf, n_blocks=n_blocks, n_masks=n_masks, variant="our")
-    elif arch == "attention-geo":
-        net = AttentionGenerator(ngf=ngf, n_blocks=n_blocks, n_masks=n_masks, variant="geo")
-    elif arch == "resnet":
-        net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
-    else:
-        raise ValueError(f"unknown generator architecture {arch!r} (attention, attention-geo, resnet)")
-    return init_weights(net, init_std)
+    """Factory used by training and by exports: ``arch`` is a registered name ('attention', 'attention-geo', 'resnet')."""
+    return build_generator_from({"generator": arch, "ngf": ngf, "n_blocks": n_blocks, "n_masks": n_masks, "init_std": init_std})

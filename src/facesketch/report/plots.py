@@ -17,7 +17,13 @@ GROUPS = [
     ("Attention background mass", ["attn_bg_A", "attn_bg_B"]),
     ("Learning rate", ["lr"]),
 ]
-METRICS = ["eval/lpips", "eval/ssim", "eval/ms_ssim", "eval/fsim", "eval/scoot"]
+
+
+def _metric_keys() -> list[str]:
+    """``eval/<key>`` for every registered metric (the registry's order)."""
+    from facesketch.evaluation.registry import metric_keys
+
+    return [f"eval/{k}" for k in metric_keys()]
 
 
 def plot_losses(records: list[dict], out: Path, *, title: str = "") -> Path | None:
@@ -51,14 +57,17 @@ def plot_losses(records: list[dict], out: Path, *, title: str = "") -> Path | No
 
 def plot_metrics(records: list[dict], out: Path) -> Path | None:
     """Evaluation metrics over training (one panel each), if the run evaluated during training."""
-    keys = [k for k in METRICS if any(k in r for r in records)]
+    from facesketch.evaluation.registry import REGISTRY
+
+    keys = [k for k in _metric_keys() if any(k in r for r in records)]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
     for ax, k in zip(axes.flat, keys):
         pts = [(r.get("epoch", r["step"]), r[k]) for r in records if k in r]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=1.2)
-        ax.set_title(k.split("/")[-1] + (" (lower is better)" if k.endswith("lpips") else ""), fontsize=9)
+        m = REGISTRY[k.split("/", 1)[1]]
+        ax.set_title(m.header + ("" if m.higher_is_better else " (lower is better)"), fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from facesketch import run_layout as layout
 from facesketch.report import html as H
 from facesketch.report.plots import plot_losses, plot_metrics
 
@@ -27,9 +28,12 @@ def _attention_panels(run: Path, cfg: dict, n: int = 3) -> list[np.ndarray]:
     from facesketch.data.images import load_rgb
     from facesketch.errors import UserError
     from facesketch.report.grids import attention_panel
-    from facesketch.translate import Translator
+    from facesketch.inference import Translator
 
-    if cfg.get("model", {}).get("generator") == "resnet":
+    from facesketch.models.generators import GENERATORS
+
+    spec = GENERATORS.get(cfg.get("model", {}).get("generator", "attention"))
+    if spec is None or not spec.attention:
         return []
     try:
         tr = Translator.from_path(run)
@@ -57,8 +61,10 @@ def _evaluation_sections(run: Path) -> list[str]:
         except (OSError, json.JSONDecodeError):
             continue
         out.append(f"<h3>{H.esc(mj.parent.name)}</h3>")
-        keys = [k for k in ("lpips", "ssim", "ms_ssim", "fsim", "scoot") if k in m]
-        out.append(H.table(keys, [[f"{m[k]:.4f}" if isinstance(m[k], (int, float)) else m[k] for k in keys]]))
+        from facesketch.evaluation.registry import header, metric_keys
+
+        keys = [k for k in metric_keys() if k in m]
+        out.append(H.table([header(k) for k in keys], [[f"{m[k]:.4f}" if isinstance(m[k], (int, float)) else m[k] for k in keys]]))
         table_md = mj.parent / "table.md"
         if table_md.exists():
             out.append(f"<pre>{H.esc(table_md.read_text())}</pre>")
@@ -71,12 +77,12 @@ def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
     from facesketch.training.stats import read_stats
 
     run = Path(run)
-    cfg_path = run / "config.yaml"
+    cfg_path = run / layout.CONFIG
     if not cfg_path.is_file():
         raise UserError(f"{run}: no config.yaml here: not a facesketch run directory")
     cfg = yaml.safe_load(cfg_path.read_text())
-    stats = read_stats(run / "stats.jsonl")
-    out = Path(out) if out else run / "report.html"
+    stats = read_stats(run / layout.STATS)
+    out = Path(out) if out else run / layout.REPORT
     parts = [f"<h1>facesketch run: {H.esc(cfg.get('name', run.name))}</h1>", f"<p class=muted>{H.esc(run.resolve())}</p>"]
     train_stats = [r for r in stats if "G_total" in r]
     if train_stats:
@@ -91,14 +97,14 @@ def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
     metric_png = plot_metrics(stats, out.parent / "metrics.png")
     if metric_png:
         parts += ["<h2>Evaluation during training</h2>", H.img(metric_png)]
-    grids = sorted((run / "samples").glob("step_*.png"))
+    grids = sorted((run / layout.SAMPLES).glob("step_*.png"))
     if grids:
         parts.append("<h2>Samples over training</h2><p class=muted>Fixed test images; columns: real_A, fake_B, rec_A, "
                      "real_B, fake_A, rec_B.</p>")  # fmt: skip
         parts += [H.img(g, caption=g.stem.replace("_", " ")) for g in _evenly(grids, N_SAMPLE_GRIDS)]
     panels = _attention_panels(run, cfg)
     if not panels:
-        latest = sorted((run / "samples").glob("attention_*.png"))
+        latest = sorted((run / layout.SAMPLES).glob("attention_*.png"))
         panels = [latest[-1]] if latest else []
     if panels:
         parts.append("<h2>Attention masks</h2><p class=muted>9 foreground masks (A1..A9) and the background mask (bg) that "

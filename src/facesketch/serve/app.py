@@ -149,7 +149,7 @@ class DemoModel:
     """The model behind the demo: a Translator per available direction, the face detector, one inference at a time."""
 
     def __init__(self, model: str | Path, *, device: str = "cpu"):
-        from facesketch.translate import DIRECTIONS, Translator
+        from facesketch.inference import DIRECTIONS, Translator
 
         self.translators = {}
         for d in DIRECTIONS:

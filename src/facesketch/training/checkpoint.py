@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from facesketch import run_layout as layout
 from facesketch.atomic import atomic_output, atomic_write_bytes
 from facesketch.errors import UserError
 from facesketch.tensorfile import read_weights_only
@@ -107,12 +108,12 @@ def save_train_state(state: dict, path: Path) -> Path:
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"step_{step:08d}.pt"
+    return layout.checkpoint_file(run_dir, step)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Step checkpoints of a run, oldest first."""
-    d = Path(run_dir) / "checkpoints"
+    d = Path(run_dir) / layout.CHECKPOINTS
     if not d.is_dir():
         return []
     found = [(int(m[1]), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name)) and p.is_file()]
@@ -171,7 +172,7 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     """Temporary files of writes that a crash interrupted (``.NAME.XXXX.tmp`` beside checkpoints, exports, stats)."""
     run_dir = Path(run_dir)
     found = []
-    for d in (run_dir, run_dir / "checkpoints", run_dir / "export", run_dir / "samples"):
+    for d in (run_dir, run_dir / layout.CHECKPOINTS, run_dir / layout.EXPORT_DIR, run_dir / layout.SAMPLES):
         if d.is_dir():
             found += [p for p in d.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
     for p in found:

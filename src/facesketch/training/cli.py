@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from facesketch import run_layout as layout
 from facesketch.config import Config, field_docs, load_config
 from facesketch.errors import UserError
 
@@ -58,7 +59,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
         run_dir = Path(args.out)
-        saved = run_dir / "config.yaml"
+        saved = run_dir / layout.CONFIG
         if not saved.is_file():
             raise UserError(f"--resume: {saved} not found (is {run_dir} a facesketch run directory?)")
         if args.config:
@@ -86,8 +87,10 @@ def run_train(args: argparse.Namespace) -> int:
 def register(sub, help_text: str) -> None:
     p = sub.add_parser("train", help=help_text, description=help_text + ".", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--config", help="YAML file or preset name (configs/<name>.yaml): paper, attention-cyclegan, cyclegan, "
-                   "no-edge, no-normal, no-edge-normal, debug, demo")  # fmt: skip
+    from facesketch.config import PRESET_DIRS
+
+    presets = sorted({q.stem for d in PRESET_DIRS if d.is_dir() for q in d.glob("*.yaml")})
+    p.add_argument("--config", help="YAML file or preset name (configs/<name>.yaml): " + ", ".join(presets))
     p.add_argument("--out", help="run directory (default: runs/<config name>-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (same as train.device=...)")

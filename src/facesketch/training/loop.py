@@ -12,6 +12,7 @@ Run directory layout:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from facesketch import run_layout as layout
 from facesketch.config import Config, save_config
 from facesketch.data import fs2k
 from facesketch.data.datasets import (EpochSampler, ImageBank, NormalBank, UnpairedDataset, build_banks, discover,
@@ -30,9 +32,10 @@ from facesketch.data.transforms import from_model_range, load_size_for, to_model
 from facesketch.errors import UserError
 from facesketch.losses.gan import ImagePool
 from facesketch.losses.priors import active_prior_terms, build_prior_terms, check_target_manifest
-from facesketch.models import build_discriminator, build_generator
+from facesketch.models import build_discriminator_from, build_generator_from
 from facesketch.training import checkpoint as ck
-from facesketch.training.distributed import DistInfo, barrier, gather_to_main, init_distributed, shutdown
+from facesketch.training.distributed import DistInfo, barrier, init_distributed, shutdown
+from facesketch.training.state import TrainState
 from facesketch.training.stats import StatsAccumulator, StatsWriter
 from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
 
@@ -95,23 +98,6 @@ def _adam(params, cfg: Config, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), **kw)
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-    }
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available() and len(s["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(s["cuda"])
-    n = s["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-
-
 def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to the model's image size."""
     try:
@@ -141,11 +127,11 @@ def save_samples(run_dir: Path, step: int, G: CycleGenerators, fixed: tuple[torc
     n = min(real_A.shape[0], real_B.shape[0])
     cols = {k: from_model_range(v[:n]).cpu().numpy() for k, v in
             dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A, real_B=real_B, fake_A=fake_A, rec_B=rec_B).items()}  # fmt: skip
-    path = Path(run_dir) / "samples" / f"step_{step:08d}.png"
+    path = layout.sample_file(run_dir, step)
     save_image_atomic(sample_grid(cols), path)
     if out_A.attention is not None:
         panel = attention_panel(cols["real_A"][0], out_A.attention[0].float().cpu().numpy(), cols["fake_B"][0])
-        save_image_atomic(panel, Path(run_dir) / "samples" / f"attention_{step:08d}.png")
+        save_image_atomic(panel, layout.sample_file(run_dir, step, "attention"))
     return path
 
 
@@ -175,9 +161,9 @@ def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
     left = ck.remove_leftovers(run_dir)
     if left:
         print(f"removed {len(left)} temporary file(s) left by interrupted writes in {run_dir}")
-    stats = run_dir / "stats.jsonl"
+    stats = run_dir / layout.STATS
     if not resume and stats.exists():
-        os.replace(stats, run_dir / "stats.prev.jsonl")
+        os.replace(stats, run_dir / layout.STATS_PREVIOUS)
         print(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
 
 
@@ -185,7 +171,7 @@ class RunLog:
     """``log.txt`` beside ``stats.jsonl``: what the run printed, one timestamped line each (appended on resume)."""
 
     def __init__(self, run_dir: Path, enabled: bool):
-        self.path = run_dir / "log.txt" if enabled else None
+        self.path = run_dir / layout.LOG if enabled else None
 
     def __call__(self, msg: str, *, echo: bool = True, err: bool = False) -> None:
         if echo:
@@ -332,14 +318,115 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         total_steps = min(total_steps, t.max_steps)
     fixed = _fixed_batch(cfg, root, device) if main else None
 
-    # ---- networks (identical init on every rank; DDP also broadcasts rank 0's weights)
+    # ---- networks, optimisers, schedules, pools: the TrainState (a checkpoint restores all of it)
+    ts = build_state(cfg, dist, device, amp, channels_last)
+    if state is not None:
+        ts.restore(state, cfg, dist, device, say)
+    G, D = ts.G, ts.D
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if t.compile else (G, D)
+    settings = StepSettings.from_config(cfg.loss, amp_dtype=amp, channels_last=channels_last)
+    step_fn = CycleGANStep(G_run, D_run, ts.opt_G, ts.opt_D, settings, terms, ts.pool_A, ts.pool_B, ts.scaler)
+
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / layout.CONFIG)
+        import json
+
+        with open(run_dir / layout.ENVIRONMENT, "a", encoding="utf-8") as f:  # one line per start (resumes append)
+            f.write(json.dumps(environment(device, amp)) + "\n")
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=min(ts.step, total_steps), desc="training", unit="step",
+               disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
+    out = RunOutputs(StatsWriter(run_dir, enabled=main, resume_step=ts.step if state is not None else None), say, bar,
+                     steps_per_epoch * t.batch_size, dist.world)  # fmt: skip
+    evaluator = _make_evaluator(cfg, root, ts.G, device) if (t.eval_every and main) else None
+    say(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
+        f"  images: {len(A)} photos / {len(B)} sketches", echo=main)  # fmt: skip
+
+    # ---- the loop: epochs of steps; a stop (schedule, max_steps, max_minutes, a signal) ends it after a step
+    t_start = time.time()
+    last_ckpt_step = ts.step if state is not None else -1
+    stop_reason = None
+    while ts.epoch < total_epochs and stop_reason is None:
+        if ts.step >= total_steps:
+            stop_reason = "max_steps"
+            break
+        sampler.set_epoch(ts.epoch, start=ts.done_in_epoch)
+        for batch in loader:
+            real_A = to_model_range(batch["A"].to(device, non_blocking=True))
+            real_B = to_model_range(batch["B"].to(device, non_blocking=True))
+            normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
+            intrins_A = batch["A_intrins"].to(device) if "A_intrins" in batch else None
+            ctx = {k: batch[k].to(device) for k in ("A_full", "A_window") if k in batch} or None
+            stats = step_fn(real_A, real_B, normals_A, intrins_A, ctx)
+            _check_finite(stats, ts.step + 1)
+            ts.step += 1
+            ts.done_in_epoch += real_A.shape[0]
+            ts.acc.add(stats)
+            ts.n_log += real_A.shape[0]
+            bar.update(1)
+            if ts.step % t.log_every == 0:
+                out.log_line(ts)
+            if main and (ts.step % t.sample_every == 0 or ts.step == 1):
+                save_samples(run_dir, ts.step, ts.G, fixed)
+            if ts.step % t.checkpoint_every == 0:
+                ts.save(cfg, dist, run_dir, t.keep_checkpoints)
+                last_ckpt_step = ts.step
+            if ts.step >= total_steps:
+                stop_reason = "max_steps" if t.max_steps else "done"
+                break
+            if t.max_minutes and (time.time() - t_start) / 60 >= t.max_minutes:
+                stop_reason = "max_minutes"
+                break
+            if signals.signum is not None:
+                stop_reason = "signal"
+                break
+        # the epoch is complete when the sampler is exhausted (also when a stop landed exactly on its last batch)
+        if ts.done_in_epoch >= sampler.per_rank():
+            # schedulers step AFTER the epoch's last optimiser step, then evaluate every eval_every epochs
+            ts.sched_G.step(), ts.sched_D.step()
+            ts.epoch, ts.done_in_epoch = ts.epoch + 1, 0
+            if evaluator is not None and ts.epoch % t.eval_every == 0:
+                out.log_evaluation(ts, evaluator())
+            barrier(dist)
+    bar.close()
+    if stop_reason is None:
+        stop_reason = "done"
+    if ts.step != last_ckpt_step:
+        ts.save(cfg, dist, run_dir, t.keep_checkpoints)  # with the unfinished interval's sums, before the partial line empties them
+    if ts.acc.count:
+        out.log_line(ts, partial=True)
+    summary = {"run_dir": str(run_dir), "step": ts.step, "epoch": ts.epoch, "stop": stop_reason,
+               "minutes": (time.time() - t_start) / 60,
+               "exit_code": 128 + int(signals.signum) if stop_reason == "signal" else 0}  # fmt: skip
+    if main:
+        save_samples(run_dir, ts.step, ts.G, fixed)
+        from facesketch.inference import model_meta
+
+        ck.export_generators(run_dir / layout.EXPORT, {"G_A": ts.G.G_A, "G_B": ts.G.G_B}, model_meta(cfg))
+        out.writer.close()
+        from facesketch.report.run_report import write_run_report
+
+        summary["report"] = str(write_run_report(run_dir))
+        say(f"stopped ({stop_reason}) at step {ts.step}, epoch {ts.epoch}; export: {run_dir / layout.EXPORT}")
+    barrier(dist)
+    return summary
+
+
+def build_state(cfg: Config, dist: DistInfo, device: torch.device, amp, channels_last: bool) -> TrainState:
+    """A fresh TrainState: G and D by their symmetric factories from the model config (identical init on every rank;
+    DDP also broadcasts rank 0's weights), Adam, the constant-then-linear schedule, seeded image pools."""
+    t = cfg.train
     torch.manual_seed(t.seed)
-    m = cfg.model
-    G_A = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
-    G_B = build_generator(m.generator, ngf=m.ngf, n_blocks=m.n_blocks, n_masks=m.n_masks, init_std=m.init_std)
-    D_A = build_discriminator(ndf=m.ndf, n_layers=m.n_layers_D, init_std=m.init_std)
-    D_B = build_discriminator(ndf=m.ndf, n_layers=m.n_layers_D, init_std=m.init_std)
-    G, D = CycleGenerators(G_A, G_B).to(device), CycleDiscriminators(D_A, D_B).to(device)
+    model = dataclasses.asdict(cfg.model)
+    G = CycleGenerators(build_generator_from(model), build_generator_from(model)).to(device)
+    D = CycleDiscriminators(build_discriminator_from(model), build_discriminator_from(model)).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_G, opt_D = _adam(G.parameters(), cfg, device), _adam(D.parameters(), cfg, device)
@@ -350,179 +437,38 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
     pool_A = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank)
     pool_B = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank + 1)
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    return TrainState(G, D, opt_G, opt_D, sched_G, sched_D, scaler, pool_A, pool_B, StatsAccumulator())
 
-    step, epoch, done_in_epoch = 0, 0, 0
-    if state is not None:
-        try:
-            G.G_A.load_state_dict(state["nets"]["G_A"]), G.G_B.load_state_dict(state["nets"]["G_B"])
-            D.D_A.load_state_dict(state["nets"]["D_A"]), D.D_B.load_state_dict(state["nets"]["D_B"])
-        except RuntimeError as e:
-            was = state.get("config", {}).get("model", {})
-            changed = [f"model.{k}={getattr(cfg.model, k)!r} (checkpoint: {was[k]!r})" for k in was
-                       if hasattr(cfg.model, k) and was[k] != getattr(cfg.model, k)]  # fmt: skip
-            what = ", ".join(changed) or str(e).strip().splitlines()[0][:200]
-            raise UserError(f"--resume: the checkpoint's networks do not match the configuration ({what}); "
-                            "architecture settings cannot change when resuming") from None  # fmt: skip
-        opt_G.load_state_dict(state["opt_G"]), opt_D.load_state_dict(state["opt_D"])
-        sched_G.load_state_dict(state["sched_G"]), sched_D.load_state_dict(state["sched_D"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        step, epoch, done_in_epoch = int(state["step"]), int(state["epoch"]), int(state["samples_in_epoch"])
-        per_rank = state["per_rank"]
-        if len(per_rank) == dist.world:
-            mine = per_rank[dist.rank]
-            pool_A.load_state_dict(mine["pool_A"], device), pool_B.load_state_dict(mine["pool_B"], device)
-            _set_rng_state(mine["rng"])
-        elif main:
-            say(f"note: checkpoint was written by {len(per_rank)} process(es), now {dist.world}: image pools restart empty")
 
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+class RunOutputs:
+    """Where a run reports: stats.jsonl lines (means since the last line), log.txt, the progress bar."""
 
-        ids = [device.index] if device.type == "cuda" else None
-        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if t.compile else (G, D)
-    settings = StepSettings.from_config(cfg.loss, amp_dtype=amp, channels_last=channels_last)
-    step_fn = CycleGANStep(G_run, D_run, opt_G, opt_D, settings, terms, pool_A, pool_B, scaler)
-    plain_G = G.module if dist.enabled else G
-    plain_D = D.module if dist.enabled else D
+    def __init__(self, writer: StatsWriter, say: RunLog, bar, samples_per_epoch: int, world: int):
+        self.writer, self.say, self.bar = writer, say, bar
+        self.samples_per_epoch, self.world = samples_per_epoch, world
+        self.t_log = time.time()
 
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    writer = StatsWriter(run_dir, enabled=main, resume_step=step if state is not None else None)
-    acc = StatsAccumulator()
-    n_log = 0
-    if state is not None and state.get("stats_acc"):
-        # a checkpoint between two log lines carries the partial interval: the next line averages the whole of it
-        acc.load_state_dict(state["stats_acc"], device)
-        n_log = int(state["stats_acc"].get("images", 0))
+    def _epoch(self, ts: TrainState) -> float:
+        return ts.epoch + ts.done_in_epoch / self.samples_per_epoch
 
-    def save_state() -> Path | None:
-        per_rank = gather_to_main(dist, {"pool_A": pool_A.state_dict(), "pool_B": pool_B.state_dict(), "rng": _rng_state()})
-        if not main:
-            return None
-        st = {
-            "format": ck.FORMAT, "step": step, "epoch": epoch, "samples_in_epoch": done_in_epoch,
-            "nets": {"G_A": plain_G.G_A.state_dict(), "G_B": plain_G.G_B.state_dict(),
-                     "D_A": plain_D.D_A.state_dict(), "D_B": plain_D.D_B.state_dict()},
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "per_rank": per_rank, "config": cfg.to_dict(), "world": dist.world,
-            "stats_acc": dict(acc.state_dict(), images=n_log),
-        }  # fmt: skip
-        path = ck.checkpoint_path(run_dir, step)
-        try:
-            ck.save_train_state(st, path)
-            ck.prune_checkpoints(run_dir, t.keep_checkpoints, known_good=path)
-        except OSError as e:
-            last = ck.list_checkpoints(run_dir)
-            raise UserError(f"step {step}: cannot write the checkpoint {path} ({e.strerror or e}); training stopped"
-                            + (f"; the newest earlier checkpoint is {last[-1]}" if last else "")) from None  # fmt: skip
-        return path
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="training", unit="step",
-               disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
-    t_start, t_log = time.time(), time.time()
-    last_ckpt_step = step if state is not None else -1
-    stop_reason = None
-    evaluator = _make_evaluator(cfg, root, plain_G, device) if (t.eval_every and main) else None
-    if main:
-        import json
-
-        with open(run_dir / "environment.jsonl", "a", encoding="utf-8") as f:  # one line per start (resumes append)
-            f.write(json.dumps(environment(device, amp)) + "\n")
-        say(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
-              f"  images: {len(A)} photos / {len(B)} sketches")  # fmt: skip
-
-    def log_line(partial: bool = False) -> None:
+    def log_line(self, ts: TrainState, partial: bool = False) -> None:
         """One stats.jsonl line: the means since the last one. ``partial``: the stop's unfinished interval (a resume
         drops it and completes the interval from the checkpoint, so its lines match an uninterrupted run's)."""
-        nonlocal t_log, n_log
-        values = acc.pop()
+        values = ts.acc.pop()
         now = time.time()
-        values["lr"] = opt_G.param_groups[0]["lr"]
-        values["images_per_s"] = n_log * dist.world / max(now - t_log, 1e-9)
+        values["lr"] = ts.opt_G.param_groups[0]["lr"]
+        values["images_per_s"] = ts.n_log * self.world / max(now - self.t_log, 1e-9)
         if partial:
             values["partial"] = 1.0
-        t_log, n_log = now, 0
-        writer.write(step, epoch + done_in_epoch / (steps_per_epoch * t.batch_size), values)
-        say(f"step {step}  epoch {epoch + done_in_epoch / (steps_per_epoch * t.batch_size):.3f}  "
-            + "  ".join(f"{k} {v:.4g}" for k, v in values.items()), echo=False)  # fmt: skip
-        bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
+        self.t_log, ts.n_log = now, 0
+        self.writer.write(ts.step, self._epoch(ts), values)
+        self.say(f"step {ts.step}  epoch {self._epoch(ts):.3f}  " + "  ".join(f"{k} {v:.4g}" for k, v in values.items()),
+                 echo=False)  # fmt: skip
+        self.bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
 
-    def end_epoch() -> None:
-        """Step the schedulers AFTER the epoch's last optimiser step, then evaluate every eval_every epochs."""
-        nonlocal epoch, done_in_epoch
-        sched_G.step(), sched_D.step()
-        epoch, done_in_epoch = epoch + 1, 0
-        if evaluator is not None and epoch % t.eval_every == 0:
-            metrics = evaluator()
-            writer.write(step, float(epoch), {f"eval/{k}": v for k, v in metrics.items()})
-            say(f"epoch {epoch} evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), echo=False)
-        barrier(dist)
-
-    while epoch < total_epochs and stop_reason is None:
-        if step >= total_steps:
-            stop_reason = "max_steps"
-            break
-        sampler.set_epoch(epoch, start=done_in_epoch)
-        for batch in loader:
-            real_A = to_model_range(batch["A"].to(device, non_blocking=True))
-            real_B = to_model_range(batch["B"].to(device, non_blocking=True))
-            normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
-            intrins_A = batch["A_intrins"].to(device) if "A_intrins" in batch else None
-            ctx = {k: batch[k].to(device) for k in ("A_full", "A_window") if k in batch} or None
-            stats = step_fn(real_A, real_B, normals_A, intrins_A, ctx)
-            _check_finite(stats, step + 1)
-            step += 1
-            done_in_epoch += real_A.shape[0]
-            acc.add(stats)
-            n_log += real_A.shape[0]
-            bar.update(1)
-            if step % t.log_every == 0:
-                log_line()
-            if main and (step % t.sample_every == 0 or step == 1):
-                save_samples(run_dir, step, plain_G, fixed)
-            if step % t.checkpoint_every == 0:
-                save_state()
-                last_ckpt_step = step
-            if step >= total_steps:
-                stop_reason = "max_steps" if t.max_steps else "done"
-                break
-            if t.max_minutes and (time.time() - t_start) / 60 >= t.max_minutes:
-                stop_reason = "max_minutes"
-                break
-            if signals.signum is not None:
-                stop_reason = "signal"
-                break
-        # the epoch is complete when the sampler is exhausted (also when a stop landed exactly on its last batch)
-        if done_in_epoch >= sampler.per_rank():
-            end_epoch()
-    bar.close()
-    if stop_reason is None:
-        stop_reason = "done"
-    if step != last_ckpt_step:
-        save_state()  # with the unfinished interval's sums, before the partial line below empties them
-    if acc.count:
-        log_line(partial=True)
-    summary = {"run_dir": str(run_dir), "step": step, "epoch": epoch, "stop": stop_reason, "minutes": (time.time() - t_start) / 60,
-               "exit_code": 128 + int(signals.signum) if stop_reason == "signal" else 0}  # fmt: skip
-    if main:
-        save_samples(run_dir, step, plain_G, fixed)
-        from facesketch.translate import model_meta
-
-        ck.export_generators(run_dir / "export" / "model.safetensors", {"G_A": plain_G.G_A, "G_B": plain_G.G_B}, model_meta(cfg))
-        writer.close()
-        from facesketch.report.run_report import write_run_report
-
-        summary["report"] = str(write_run_report(run_dir))
-        say(f"stopped ({stop_reason}) at step {step}, epoch {epoch}; export: {run_dir / 'export' / 'model.safetensors'}")
-    barrier(dist)
-    return summary
+    def log_evaluation(self, ts: TrainState, metrics: dict) -> None:
+        self.writer.write(ts.step, float(ts.epoch), {f"eval/{k}": v for k, v in metrics.items()})
+        self.say(f"epoch {ts.epoch} evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), echo=False)
 
 
 def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device):
@@ -531,7 +477,7 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
         print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
         return None
     from facesketch.evaluation.during_training import evaluate_translator, spread_subset
-    from facesketch.translate import Translator, model_meta
+    from facesketch.inference import Translator, model_meta
 
     from facesketch.evaluation import METRICS
     from facesketch.errors import UserError as _UserError

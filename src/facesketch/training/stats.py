@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from facesketch import run_layout as layout
+
 
 class StatsAccumulator:
     """Sums detached 0-dim tensors on their device (no host sync per step); ``pop()`` returns the means as floats."""
@@ -48,7 +50,7 @@ class StatsWriter:
     """
 
     def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True, resume_step: int | None = None):
-        self.path = Path(run_dir) / "stats.jsonl"
+        self.path = Path(run_dir) / layout.STATS
         self.enabled = enabled
         self.tb = None
         if not enabled:

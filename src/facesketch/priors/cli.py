@@ -1,4 +1,6 @@
-"""The `facesketch weights` verb: list, fetch, verify and locate the pretrained prior weights."""
+"""The priors' commands: `facesketch weights` (list, fetch, verify and locate the pretrained prior weights) and
+`facesketch normals DATA_ROOT` (precompute the normal loss's targets; the work itself is ``priors/normals.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,20 @@ from pathlib import Path
 
 from facesketch.errors import UserError
 from facesketch.priors import weights
+from facesketch.priors.normals import precompute_normals
+
+NORMALS_DOC = """`facesketch normals DATA_ROOT`: precompute pseudo-ground-truth normal maps for the training photos.
+
+``--estimator dsine`` (default, the paper's) or ``--estimator facemesh`` (the offline substitute: MediaPipe's face mesh
+rasterised over the face, zero vectors elsewhere; default folder ROOT/normals-facemesh).
+
+Each photo is resized exactly as the training pipeline resizes it before the random crop (bicubic to
+load_size x load_size), the estimator runs on that image, and the map is saved as float16 (3, L, L) ``.npy`` under
+the photo's relative path (plus a ``.png`` preview, RGB = (n+1)/2). The dataset later crops and flips each map
+together with its photo. Resumable: finished maps are skipped; a manifest records the settings (weights' checksums),
+and a mismatch refuses to mix maps from different settings.
+"""
+
 
 _EPILOG = """\
 examples:
@@ -25,7 +41,7 @@ The cache lives in $FACESKETCH_HOME/weights (default ~/.cache/facesketch/weights
 """
 
 
-def register(subparsers, help_text: str) -> None:
+def register_weights(subparsers, help_text: str) -> None:
     """Add the ``weights`` parser and its sub-verbs (list, fetch, verify, path) to the top-level CLI."""
     p = subparsers.add_parser(
         "weights", help=help_text, description=help_text, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,3 +174,44 @@ def cmd_path(args: argparse.Namespace) -> int:
     """Print the verified cached file of one artifact (UserError when it is missing)."""
     print(weights.resolve(args.name, source=args.source))
     return 0
+
+
+def run_normals(args: argparse.Namespace) -> int:
+    from facesketch.training.distributed import pick_device
+
+    if not 16 <= args.size <= 4096:
+        raise UserError(f"--size {args.size}: use the training load_size, between 16 and 4096 (default 286)")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+    counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
+                                synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
+                                device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
+                                progress=not args.quiet, estimator=args.estimator,
+                                mediapipe_dir=args.mediapipe_dir)  # fmt: skip
+    from facesketch.losses.priors import default_normals_dir
+
+    no_face = f", {counts['no_face']} without a detected face (empty maps: no normal loss on them)" if "no_face" in counts else ""
+    print(f"normal maps ({args.estimator}): {counts['done']} computed, {counts['skipped']} already present, "
+          f"{counts['unreadable']} unreadable{no_face}, {counts['total']} photos in all -> "
+          f"{args.out or default_normals_dir(Path(args.root), args.estimator)}")  # fmt: skip
+    return 1 if counts["unreadable"] else 0
+
+
+def register_normals(sub, help_text: str) -> None:
+    p = sub.add_parser("normals", help=help_text, description=NORMALS_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="dataset root (FS2K or trainA/ trainB/ layout)")
+    p.add_argument("--out", help="where the maps go (default ROOT/normals, or ROOT/normals-facemesh; training reads data.normals_dir)")
+    p.add_argument("--size", type=int, default=286, help="the training load_size (default 286); maps are (3, size, size)")
+    p.add_argument("--split", default="train", help="which split's photos (default train)")
+    p.add_argument("--estimator", default="dsine", choices=("dsine", "facemesh"),
+                   help="dsine (the paper's; default) or facemesh (offline substitute, face region only; default --out ROOT/normals-facemesh)")
+    p.add_argument("--mediapipe-dir", help="folder with the MediaPipe face files for --estimator facemesh (default: the weight cache)")
+    p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")
+    p.add_argument("--synthetic-seed", type=int, help="use deterministic synthetic DSINE weights (testing only: not real normals)")
+    p.add_argument("--prediction", type=int, default=-1, help="DSINE output used: -1 final (default) or 0 initial")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
+    p.add_argument("--no-previews", action="store_true", help="skip the .png previews")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_normals)

@@ -1,4 +1,4 @@
-"""`facesketch normals DATA_ROOT`: precompute pseudo-ground-truth normal maps for the training photos.
+"""Precomputed pseudo-ground-truth normal maps for the training photos (the library behind `facesketch normals`).
 
 ``--estimator dsine`` (default, the paper's) or ``--estimator facemesh`` (the offline substitute: MediaPipe's face mesh
 rasterised over the face, zero vectors elsewhere; default folder ROOT/normals-facemesh).
@@ -12,7 +12,6 @@ records the weights' checksum and the settings, and a mismatch refuses to mix ma
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -151,44 +150,3 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
 
     atomic_write_text(mpath, json.dumps(manifest, indent=1))
     return counts
-
-
-def run_normals(args: argparse.Namespace) -> int:
-    from facesketch.training.distributed import pick_device
-
-    if not 16 <= args.size <= 4096:
-        raise UserError(f"--size {args.size}: use the training load_size, between 16 and 4096 (default 286)")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
-    counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
-                                synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
-                                device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
-                                progress=not args.quiet, estimator=args.estimator,
-                                mediapipe_dir=args.mediapipe_dir)  # fmt: skip
-    from facesketch.losses.priors import default_normals_dir
-
-    no_face = f", {counts['no_face']} without a detected face (empty maps: no normal loss on them)" if "no_face" in counts else ""
-    print(f"normal maps ({args.estimator}): {counts['done']} computed, {counts['skipped']} already present, "
-          f"{counts['unreadable']} unreadable{no_face}, {counts['total']} photos in all -> "
-          f"{args.out or default_normals_dir(Path(args.root), args.estimator)}")  # fmt: skip
-    return 1 if counts["unreadable"] else 0
-
-
-def register(sub, help_text: str) -> None:
-    p = sub.add_parser("normals", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", help="dataset root (FS2K or trainA/ trainB/ layout)")
-    p.add_argument("--out", help="where the maps go (default ROOT/normals, or ROOT/normals-facemesh; training reads data.normals_dir)")
-    p.add_argument("--size", type=int, default=286, help="the training load_size (default 286); maps are (3, size, size)")
-    p.add_argument("--split", default="train", help="which split's photos (default train)")
-    p.add_argument("--estimator", default="dsine", choices=("dsine", "facemesh"),
-                   help="dsine (the paper's; default) or facemesh (offline substitute, face region only; default --out ROOT/normals-facemesh)")
-    p.add_argument("--mediapipe-dir", help="folder with the MediaPipe face files for --estimator facemesh (default: the weight cache)")
-    p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")
-    p.add_argument("--synthetic-seed", type=int, help="use deterministic synthetic DSINE weights (testing only: not real normals)")
-    p.add_argument("--prediction", type=int, default=-1, help="DSINE output used: -1 final (default) or 0 initial")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
-    p.add_argument("--no-previews", action="store_true", help="skip the .png previews")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=run_normals)
