@@ -8,6 +8,7 @@
     RUN/samples/step_NNNNNNNN.png      sample grids (and attention_NNNNNNNN.png)
     RUN/export/model.safetensors       both generators and the model config, for inference
     RUN/report.html            the self-contained run report
+    RUN/tb/                    TensorBoard events (when tensorboard is installed)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SAMPLES = "samples"
 EXPORT_DIR = "export"
 EXPORT = f"{EXPORT_DIR}/model.safetensors"
 REPORT = "report.html"
+TENSORBOARD = "tb"
 
 
 def checkpoint_file(run_dir: Path, step: int) -> Path:

@@ -65,7 +65,7 @@ class StatsWriter:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+                self.tb = SummaryWriter(str(Path(run_dir) / layout.TENSORBOARD))
             except ImportError:
                 self.tb = None
 
