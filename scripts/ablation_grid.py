@@ -5,11 +5,17 @@
 
 Each run is LABEL=RUN_OR_EXPORT; the photos are evenly spread over the test split (the same for every row), each
 translated at the model's own size with the whole photo (no face path: FS2K photos are face crops already).
+
+A row may also come from a grid this script wrote earlier, for a run whose model is no longer at hand:
+LABEL=GRID.png#K takes that grid's K-th model row (1 = the first row under photo and artist). It is accepted
+only if the earlier grid has the same layout and its photo and artist rows equal the ones rendered now pixel for
+pixel (same photos, same order, same tile size); the row keeps its pixels and gets the new label.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +28,30 @@ from facesketch.data.fs2k import load_split  # noqa: E402
 from facesketch.data.images import load_rgb, save_image_atomic  # noqa: E402
 from facesketch.evaluation.during_training import spread_subset  # noqa: E402
 from facesketch.inference import Translator  # noqa: E402
-from facesketch.report.grids import label_image, tile  # noqa: E402
+from facesketch.report.grids import LABEL_H, label_image, tile  # noqa: E402
+
+
+def row_from_grid(grid_png: Path, k: int, top: list[list[np.ndarray]], pad: int = 2) -> list[np.ndarray]:
+    """The K-th model row of an earlier grid, as cells, after checking its photo and artist rows equal ``top``."""
+    if not grid_png.is_file():
+        raise ValueError(f"no such grid {grid_png}")
+    g = np.asarray(Image.open(grid_png).convert("RGB"))
+    h, w = top[0][0].shape[:2]
+    ncol = len(top[0])
+    nrow = (g.shape[0] - pad) // (h + pad)
+    if g.shape[1] != ncol * (w + pad) + pad or g.shape[0] != nrow * (h + pad) + pad:
+        raise ValueError(f"{grid_png} is {g.shape[1]}x{g.shape[0]}, not a grid of {ncol} tiles of {w}x{h} per row")
+    if not 1 <= k <= nrow - 2:
+        raise ValueError(f"{grid_png} has {nrow - 2} model rows; #{k} is not one of them")
+
+    def cells(i: int) -> list[np.ndarray]:
+        y = pad + i * (h + pad)
+        return [g[y : y + h, pad + j * (w + pad) : pad + j * (w + pad) + w].copy() for j in range(ncol)]
+
+    for i, name in ((0, "photo"), (1, "artist")):
+        if any(not np.array_equal(c, t) for c, t in zip(cells(i), top[i])):
+            raise ValueError(f"the {name} row of {grid_png} differs from the one rendered now (other photos or size)")
+    return cells(k + 1)
 
 
 def main(argv=None) -> int:
@@ -44,7 +73,17 @@ def main(argv=None) -> int:
     for item in a.runs:
         label, _, path = item.partition("=")
         if not path:
-            ap.error(f"{item}: expected LABEL=RUN_OR_EXPORT")
+            ap.error(f"{item}: expected LABEL=RUN_OR_EXPORT or LABEL=GRID.png#K")
+        earlier = re.fullmatch(r"(.+\.png)#(\d+)", path)
+        if earlier:
+            try:
+                cells = row_from_grid(Path(earlier.group(1)), int(earlier.group(2)), rows[:2])
+            except ValueError as e:
+                ap.error(f"{item}: {e}")
+            blank = label_image(np.full_like(cells[0][LABEL_H:], 255), label)
+            cells[0] = np.where(np.arange(cells[0].shape[0])[:, None, None] < LABEL_H, blank, cells[0])
+            rows.append(cells)
+            continue
         outs = Translator.from_path(path).translate_arrays(photos)
         rows.append([label_image(fit(o), label if i == 0 else "") for i, o in enumerate(outs)])
     a.out.parent.mkdir(parents=True, exist_ok=True)
