@@ -19,7 +19,8 @@ def _face_detector(args: argparse.Namespace):
     """A FaceDetector when the face path is on (``--align``, or by default for AtoB), else None."""
     align = args.align if args.align is not None else args.direction == "AtoB"
     face_flags = [n for n, on in (("--paste-back", args.paste_back), ("--whole-frame-fallback", args.whole_frame_fallback),
-                                  ("--max-faces", args.max_faces), ("--save-boxes", args.save_boxes)) if on]  # fmt: skip
+                                  ("--max-faces", args.max_faces), ("--save-boxes", args.save_boxes),
+                                  ("--detector blazeface", args.detector == "blazeface")) if on]  # fmt: skip
     if not align:
         if face_flags:
             why = "--no-align" if args.align is False else "--direction BtoA aligns only with --align"
@@ -38,6 +39,12 @@ def _face_detector(args: argparse.Namespace):
         return None
     if args.max_faces < 0:
         raise UserError(f"--max-faces {args.max_faces}: use 0 (all faces) or a positive number")
+    if args.detector == "blazeface":
+        from facesketch.faces.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(args.mediapipe_dir, max_faces=args.max_faces)
+    if args.mediapipe_dir is not None:
+        print("note: --mediapipe-dir ignored (it is for --detector blazeface)", file=sys.stderr)
     return FaceDetector(max_faces=args.max_faces)
 
 
@@ -65,7 +72,7 @@ def run_translate(args: argparse.Namespace) -> int:
                           output_size=args.output_size, progress=not args.quiet, detector=detector,
                           paste_back=args.paste_back, whole_frame_fallback=args.whole_frame_fallback,
                           save_boxes=args.save_boxes)  # fmt: skip
-    faces = f" ({rep.faces} face(s))" if detector is not None else ""
+    faces = f" ({rep.faces} face(s), {args.detector} detector)" if detector is not None else ""
     print(f"wrote {len(rep.written)} image(s){faces} to {args.out}")
     rc = 0
     if rep.no_face:
@@ -85,8 +92,9 @@ def run_translate(args: argparse.Namespace) -> int:
 def register(sub, help_text: str) -> None:
     p = sub.add_parser("translate", help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=help_text + ". Outputs keep each input's file stem.\n\n"
-                       "Face path (default for --direction AtoB): faces are detected (OpenCV Haar cascades), each is\n"
-                       "rotated, scaled and cropped to the FS2K framing the model was trained on, and translated:\n"
+                       "Face path (default for --direction AtoB): faces are detected (OpenCV Haar cascades, or MediaPipe's\n"
+                       "BlazeFace with --detector blazeface), each is rotated, scaled and cropped to the FS2K framing the\n"
+                       "model was trained on, and translated:\n"
                        "<stem>.png for one face, <stem>_face0.png, <stem>_face1.png, ... (left to right) for several.\n"
                        "A photo without a face is reported and skipped (exit status 1) unless --whole-frame-fallback.\n"
                        "--no-align resizes the whole image to the model size instead (bicubic): use it for pictures\n"
@@ -107,6 +115,11 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--whole-frame-fallback", action="store_true",
                    help="face path: when no face is found, translate the whole image instead of skipping it")  # fmt: skip
     p.add_argument("--max-faces", type=int, default=0, metavar="N", help="face path: keep the N largest faces (default 0: all)")
+    p.add_argument("--detector", default="haar", choices=["haar", "blazeface"],
+                   help="face path: OpenCV's Haar cascades (default, shipped with OpenCV) or MediaPipe's BlazeFace, tiled "
+                        "(finds more small faces in wide shots; needs `facesketch weights fetch blazeface blazeface-anchors`)")  # fmt: skip
+    p.add_argument("--mediapipe-dir", default=None, metavar="DIR",
+                   help="--detector blazeface: a folder with blazeface.pth and anchors_face.npy (default: the weight cache)")  # fmt: skip
     p.add_argument("--save-boxes", action="store_true", help="face path: also write <stem>_faces.png with the detected faces drawn")
     p.add_argument("--save-masks", action="store_true", help="also write <stem>_attention.png with the attention masks")
     p.add_argument("--format", default="png", choices=["png", "jpg"], help="output image format (default png)")
