@@ -289,5 +289,5 @@ def test_translate_help_documents_the_face_flags(capsys):
     with pytest.raises(SystemExit):
         main(["translate", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--no-align", "--paste-back", "--whole-frame-fallback", "--max-faces", "sketches are not"):
+    for flag in ("--no-align", "--paste-back", "--whole-frame-fallback", "--max-faces", "--detector", "sketches are not"):
         assert flag in out
