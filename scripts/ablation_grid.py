@@ -80,8 +80,7 @@ def main(argv=None) -> int:
                 cells = row_from_grid(Path(earlier.group(1)), int(earlier.group(2)), rows[:2])
             except ValueError as e:
                 ap.error(f"{item}: {e}")
-            blank = label_image(np.full_like(cells[0][LABEL_H:], 255), label)
-            cells[0] = np.where(np.arange(cells[0].shape[0])[:, None, None] < LABEL_H, blank, cells[0])
+            cells[0][:LABEL_H] = label_image(cells[0][LABEL_H:], label)[:LABEL_H]  # the new label strip
             rows.append(cells)
             continue
         outs = Translator.from_path(path).translate_arrays(photos)

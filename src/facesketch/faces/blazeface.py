@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from facesketch.faces.detect import Face
+from facesketch.faces.mediapipe import BlazeFace, box_intersection
 
 # Haar-equivalent box from a BlazeFace box (bx, by, bw, bh): centre shifted by (dx, dy) * bw, side = scale * bw.
 # Eye keypoints shifted by (ex, ey) * bw onto where the Haar eye cascade puts the eye centres.
@@ -56,15 +57,8 @@ def _merge(dets: torch.Tensor) -> torch.Tensor:
     area = (dets[:, 2] - dets[:, 0]).clamp(min=0) * (dets[:, 3] - dets[:, 1]).clamp(min=0)
     keep: list[int] = []
     for i in range(dets.shape[0]):
-        dup = False
-        for k in keep:
-            lo = torch.maximum(dets[i, :2], dets[k, :2])
-            hi = torch.minimum(dets[i, 2:4], dets[k, 2:4])
-            inter = float((hi - lo).clamp(min=0).prod())
-            if inter > MERGE_OVERLAP * max(1e-6, float(min(area[i], area[k]))):
-                dup = True
-                break
-        if not dup:
+        inter = box_intersection(dets[i], dets[keep])
+        if not (inter > MERGE_OVERLAP * torch.minimum(area[i], area[keep]).clamp(min=1e-6)).any():
             keep.append(i)
     return dets[keep]
 
@@ -79,8 +73,6 @@ class BlazeFaceDetector:
 
     def __init__(self, folder: str | Path | None = None, *, min_relative: float = 0.25, max_faces: int = 0,
                  tile_fractions: tuple[float, ...] = TILE_FRACTIONS):  # fmt: skip
-        from facesketch.faces.mediapipe import BlazeFace
-
         self._bf = BlazeFace(folder)
         self.min_relative, self.max_faces = float(min_relative), int(max_faces)
         self.tile_fractions = tuple(float(f) for f in tile_fractions)

@@ -247,10 +247,15 @@ def scores(cls: torch.Tensor) -> torch.Tensor:
     return cls.clamp(-SCORE_CLIP, SCORE_CLIP).sigmoid().squeeze(-1)
 
 
-def _iou(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+def box_intersection(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """Intersection areas of one [ymin, xmin, ymax, xmax, ...] box with (N, >=4) others: (N,)."""
     lo = torch.maximum(box[:2], others[:, :2])
     hi = torch.minimum(box[2:4], others[:, 2:4])
-    inter = (hi - lo).clamp(min=0).prod(-1)
+    return (hi - lo).clamp(min=0).prod(-1)
+
+
+def _iou(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    inter = box_intersection(box, others)
     area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
     return inter / (area(box) + area(others) - inter)
 
