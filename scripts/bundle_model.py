@@ -1,6 +1,6 @@
 """Make a trained run the default model shipped inside the package (float16 safetensors, G_A and G_B + config).
 
-Usage: python scripts/bundle_model.py RUN_OR_EXPORT [--note "what this model is"]
+Usage: python scripts/bundle_model.py RUN_OR_EXPORT [--image-size N] [--note "what this model is"]
 Writes src/facesketch/assets/fs2k-default.safetensors and its sha256 into src/facesketch/default_model.py.
 """
 
@@ -25,8 +25,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--note", default="", help="stored in the export's config as 'note'")
+    ap.add_argument("--image-size", type=int, default=0,
+                    help="the size the model translates at, carried by the export (default: the run's model.image_size)")
     args = ap.parse_args()
+    if args.image_size and not (16 <= args.image_size <= 4096 and args.image_size % 4 == 0):
+        ap.error(f"--image-size {args.image_size}: give a multiple of 4 from 16 to 4096 (as model.image_size)")
     a, b = Translator.from_path(args.model, "AtoB"), Translator.from_path(args.model, "BtoA")
+    if args.image_size:
+        a.size = args.image_size
     meta = dict(a.meta, name=default_model.NAME, image_size=a.size)
     if args.note:
         meta["note"] = args.note

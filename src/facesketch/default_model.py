@@ -17,7 +17,7 @@ from facesketch.errors import UserError
 NAME = "default"
 FILENAME = "fs2k-default.safetensors"
 # sha256 of the shipped file; a new model changes both (scripts/bundle_model.py writes them)
-SHA256 = "f55397a24763c542b960aca0b37ba931ad849b01d1ee8cc5f4ee708eb2f577e2"
+SHA256 = "d739234a01f9019dce38d019e9fa177adbf7e65523e4d747e362f7d3c1756ecf"
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
