@@ -238,7 +238,11 @@ def test_a_run_records_its_environment_and_a_log_beside_the_stats(data, tmp_path
     assert main(["train", "--out", str(run), "--resume", "train.max_steps=3"]) == 0
     envs = [json.loads(s) for s in (run / "environment.jsonl").read_text().splitlines()]
     assert len(envs) == 2  # one line per start
-    assert envs[0]["torch"] == torch.__version__ and envs[0]["device"] == "cpu" and envs[0]["amp"] == "fp32"
+    from facesketch.training.loop import _amp_dtype
+
+    amp = _amp_dtype("auto", torch.device("cpu"))  # bf16 on CPUs with AMX tiles, fp32 elsewhere
+    assert envs[0]["torch"] == torch.__version__ and envs[0]["device"] == "cpu"
+    assert envs[0]["amp"] == ("fp32" if amp is None else str(amp).replace("torch.", ""))
     assert {"git", "python", "cpu", "argv", "started", "facesketch"} <= set(envs[0])
     log = (run / "log.txt").read_text().splitlines()
     assert any("run: " in ln for ln in log) and any("resuming from" in ln for ln in log)

@@ -18,6 +18,9 @@ import yaml
 from facesketch.errors import UserError
 
 
+BACKGROUNDS = ("auto", "input", "generated")
+
+
 def _check(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise UserError(f"{key}: {msg}")
@@ -49,6 +52,10 @@ class DataConfig:
     """Root of precomputed DSINE normal maps (mirrors the dataset's relative paths). Empty: <root>/normals."""
     max_items: int = 0
     """Use only the first N photos and N sketches (0 = all). For demos and smoke tests."""
+    holdout: int = 0
+    """Hold out N photos of the training split with their own sketches (evenly spread over it, so every source and
+    style is in it), never trained on: in-training evaluation scores them instead of the test split, and recipes and
+    checkpoints are chosen on them (FS2K only; 0 = train on the whole split)."""
 
     def validate(self) -> None:
         _check(self.load_size >= 16 and self.crop_size >= 16, "data.load_size/crop_size", "must be >= 16")
@@ -60,6 +67,7 @@ class DataConfig:
             _check(self.load_size >= self.crop_size, "data.load_size", f"must be >= data.crop_size ({self.crop_size})")
         _check(self.source in ("auto", "fs2k", "folders"), "data.source", "use 'auto', 'fs2k' or 'folders'")
         _check(self.max_items >= 0, "data.max_items", "must be >= 0")
+        _check(0 <= self.holdout <= 100_000, "data.holdout", f"must be between 0 and 100000 (got {self.holdout})")
         _check(self.num_workers >= -1, "data.num_workers", "use -1 (automatic), 0 (main process) or a positive count")
 
 
@@ -85,14 +93,31 @@ class ModelConfig:
     """Size (square, px) the trained model translates at: sample grids, in-training evaluation, translate, serve,
     evaluate and the export. 0 = data.crop_size. Both generators are fully convolutional, so a model trained on
     crops of full-scale images (e.g. 128 crops of 286 images) runs on the whole 256 image with the stroke scale it learned."""
+    background_A: str = "auto"
+    """What G_A's (photo -> sketch) background attention mask shows: 'input' (the photo itself, AttentionGAN's
+    default and the paper's), 'generated' (one more generated image, as AttentionGAN-geo) or 'auto' (what
+    model.generator implies: 'input' for attention, 'generated' for attention-geo)."""
+    background_B: str = "auto"
+    """The same for G_B (sketch -> photo)."""
+    grey_sketch: bool = False
+    """G_A draws one grey channel (repeated to RGB; its 'input' background is the photo's luma), so sketches carry no colour."""
+    upsample: str = "transpose"
+    """The generators' x2 upsampling: 'transpose' (ConvTranspose 3x3 stride 2, CycleGAN/AttentionGAN) or 'resize'
+    (nearest x2 then conv 3x3: no checkerboard, 4x the FLOPs of those two layers)."""
 
     def validate(self) -> None:
-        from facesketch.models.generators import GENERATORS
+        from facesketch.models.generators import GENERATORS, UPSAMPLERS
 
         _check(self.generator in GENERATORS, "model.generator", f"use one of {', '.join(repr(g) for g in GENERATORS)}")
         for k in ("ngf", "ndf", "n_masks", "n_layers_D"):
             _check(getattr(self, k) >= 1, f"model.{k}", "must be >= 1")
         _check(self.n_blocks >= 0, "model.n_blocks", "must be >= 0")
+        for k in ("background_A", "background_B"):
+            _check(getattr(self, k) in BACKGROUNDS, f"model.{k}", f"use one of {', '.join(BACKGROUNDS)}")
+        _check(self.upsample in UPSAMPLERS, "model.upsample", f"use one of {', '.join(UPSAMPLERS)}")
+        if self.generator == "resnet":
+            _check(self.background_A == self.background_B == "auto", "model.background_A/B",
+                   "only attention generators have a background mask (leave it 'auto' with model.generator=resnet)")  # fmt: skip
         _check(self.image_size == 0 or (16 <= self.image_size <= 4096 and self.image_size % 4 == 0), "model.image_size",
                f"use 0 (= data.crop_size) or a multiple of 4 in 16..4096 (got {self.image_size})")  # fmt: skip
 
@@ -117,12 +142,16 @@ class LossConfig:
     The MSE is ``F.mse_loss``: the mean over pixels and the 3 components (a third of the per-pixel squared norm)."""
     pool_size: int = 50
     """Image pool of past fakes for the discriminators (0 = no pool)."""
+    fake_B_noise: float = 0.0
+    """Std of Gaussian noise added to fake_B before G_B reconstructs the photo, in grey levels of 0-255 (0 = off;
+    Chen et al.'s face-sketch CycleGAN: 20). Takes away the incentive to hide the photo in faint sketch patterns."""
 
     def validate(self) -> None:
         _check(self.gan_mode in ("lsgan", "vanilla"), "loss.gan_mode", "use 'lsgan' or 'vanilla'")
         for k in ("lambda_gan", "lambda_cycle_A", "lambda_cycle_B", "lambda_identity", "lambda_edge", "lambda_normal"):
             _check(0 <= getattr(self, k) < math.inf, f"loss.{k}", "must be a finite number >= 0")
         _check(self.pool_size >= 0, "loss.pool_size", "must be >= 0")
+        _check(0 <= self.fake_B_noise <= 255, "loss.fake_B_noise", f"must be in 0..255 grey levels (got {self.fake_B_noise})")
 
 
 @dataclass
@@ -197,6 +226,10 @@ class TrainConfig:
     cudnn_benchmark: bool = True
     compile: bool = False
     """torch.compile the generators and discriminators."""
+    ema_decay: float = 0.0
+    """Exponential moving average of both generators' weights, decay per step (0 = off; e.g. 0.999). When on, the
+    averaged weights are what samples, in-training evaluation and the export use; the decay is warmed up as
+    min(decay, (1 + step) / (10 + step)) so early averages do not keep the initial weights."""
     progress: bool = True
 
     def validate(self) -> None:
@@ -211,6 +244,7 @@ class TrainConfig:
         for k in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             _check(getattr(self, k) >= 1, f"train.{k}", "must be >= 1")
         _check(self.amp in ("auto", "bf16", "fp16", "off"), "train.amp", "use auto, bf16, fp16 or off")
+        _check(0 <= self.ema_decay < 1, "train.ema_decay", f"must be in [0, 1) (0 = off; got {self.ema_decay})")
         _check(self.channels_last in ("auto", "on", "off"), "train.channels_last", "use auto, on or off")
         _check(self.fused_adam in ("auto", "fused", "foreach", "off"), "train.fused_adam", "use auto, fused, foreach or off")
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "train.device",

@@ -32,11 +32,12 @@ def model_meta(cfg) -> dict:
     }  # fmt: skip
 
 
-def build_from_meta(meta: dict) -> torch.nn.Module:
-    """The generator an export describes: from its whole model config, or (older exports) from the flat keys."""
+def build_from_meta(meta: dict, role: str = "G_A") -> torch.nn.Module:
+    """The generator ``role`` ('G_A' photo -> sketch, 'G_B' sketch -> photo) an export describes: from its whole
+    model config, or (older exports) from the flat keys."""
     if isinstance(meta.get("model"), dict):
-        return build_generator_from(meta["model"])
-    return build_generator_from({k: meta[k] for k in ("generator", "ngf", "n_blocks", "n_masks") if k in meta})
+        return build_generator_from(meta["model"], role)
+    return build_generator_from({k: meta[k] for k in ("generator", "ngf", "n_blocks", "n_masks") if k in meta}, role)
 
 
 class Translator:
@@ -79,7 +80,7 @@ class Translator:
 
                 cfg = load_config(base=state["config"])
                 meta = model_meta(cfg)
-                g = build_from_meta(meta)
+                g = build_from_meta(meta, name)
                 g.load_state_dict(state["nets"][name])
                 return cls(g, meta, direction=direction, device=device)
         if not path.is_file():
@@ -87,7 +88,7 @@ class Translator:
         meta, sds = read_export(path)
         if name not in sds:
             raise UserError(f"--model {path}: the export has no {name} ({direction}); it holds {', '.join(sds)}")
-        g = build_from_meta(meta)
+        g = build_from_meta(meta, name)
         try:
             g.load_state_dict(sds[name])
         except RuntimeError as e:

@@ -53,11 +53,30 @@ def _encoder(in_ch: int, ngf: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-def _upsampler(ngf: int) -> nn.Sequential:
+UPSAMPLERS = ("transpose", "resize")
+
+
+def _up2(cin: int, cout: int, kind: str) -> list[nn.Module]:
+    """One x2 upsampling stage. 'transpose': ConvTranspose 3x3 stride 2 (CycleGAN/AttentionGAN); 'resize': nearest x2
+    then reflect-pad 1 + conv 3x3 (Odena et al. 2016: every output pixel sees the same kernel taps, no checkerboard)."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)]
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    raise ValueError(f"upsample must be one of {UPSAMPLERS}, got {kind!r}")
+
+
+def _upsampler(ngf: int, kind: str = "transpose") -> nn.Sequential:
     return nn.Sequential(
-        nn.ConvTranspose2d(ngf * 4, ngf * 2, 3, stride=2, padding=1, output_padding=1), _norm(ngf * 2), nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 2, ngf, 3, stride=2, padding=1, output_padding=1), _norm(ngf), nn.ReLU(True),
+        *_up2(ngf * 4, ngf * 2, kind), _norm(ngf * 2), nn.ReLU(True),
+        *_up2(ngf * 2, ngf, kind), _norm(ngf), nn.ReLU(True),
     )  # fmt: skip
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) grey with ITU-R 601 weights (PIL's 'L'); works in [-1, 1] as in [0, 1]."""
+    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
 
 
 class AttentionGenerator(nn.Module):
@@ -72,35 +91,43 @@ class AttentionGenerator(nn.Module):
     out = sum_i C_i * A_i + background * A_{K+1}, where background is the input image (variant "our")
     or an extra generated image (variant "geo", AttentionGAN's geometric-change variant).
 
+    ``grey``: the content images are one-channel and the output is grey, repeated over 3 channels (the input the
+    "our" background copies is turned grey by ``luma`` first), so a sketch generator cannot emit colour.
+    ``upsample``: 'transpose' (AttentionGAN) or 'resize' (nearest + conv, see ``_up2``) in both decoders.
+
     Input/output: RGB in [-1, 1], (B, 3, H, W); the output stays in [-1, 1] as a convex combination.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 n_masks: int = 9, variant: str = "our"):  # fmt: skip
+                 n_masks: int = 9, variant: str = "our", *, grey: bool = False, upsample: str = "transpose"):  # fmt: skip
         super().__init__()
         if variant not in ("our", "geo"):
             raise ValueError(f"variant must be 'our' or 'geo', got {variant!r}")
         if variant == "our" and in_channels != out_channels:
             raise ValueError("the 'our' variant copies the input through the background mask: in_channels must equal out_channels")
-        self.variant, self.n_masks, self.out_channels = variant, n_masks, out_channels
+        self.variant, self.n_masks, self.out_channels, self.grey = variant, n_masks, out_channels, grey
         n_images = n_masks + (1 if variant == "geo" else 0)
+        head_ch = 1 if grey else out_channels
         self.encoder = _encoder(in_channels, ngf)
         self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
-        self.content_up = _upsampler(ngf)
-        self.content_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels * n_images, 7), nn.Tanh())
-        self.attention_up = _upsampler(ngf)
+        self.content_up = _upsampler(ngf, upsample)
+        self.content_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, head_ch * n_images, 7), nn.Tanh())
+        self.attention_up = _upsampler(ngf, upsample)
         self.attention_head = nn.Conv2d(ngf, n_masks + 1, 1)
 
     def forward(self, x: torch.Tensor) -> GeneratorOutput:
         feat = self.resblocks(self.encoder(x))
         b, _, h, w = x.shape
-        content = self.content_head(self.content_up(feat)).view(b, -1, self.out_channels, h, w)
+        content = self.content_head(self.content_up(feat)).view(b, -1, 1 if self.grey else self.out_channels, h, w)
         attention = torch.softmax(self.attention_head(self.attention_up(feat)), dim=1)
         if self.variant == "our":
-            images = torch.cat([content, x.unsqueeze(1)], dim=1)  # background mask copies the input
+            background = luma(x) if self.grey else x
+            images = torch.cat([content, background.unsqueeze(1)], dim=1)  # background mask copies the input
         else:
             images = content
         image = (images * attention.unsqueeze(2)).sum(dim=1)
+        if self.grey:
+            image, content = image.expand(-1, self.out_channels, -1, -1), content.expand(-1, -1, self.out_channels, -1, -1)
         return GeneratorOutput(image, attention, content[:, : self.n_masks])
 
 
@@ -110,14 +137,18 @@ class ResnetGenerator(nn.Module):
     Input/output: RGB in [-1, 1], (B, 3, H, W). No dropout (CycleGAN's default for unpaired training).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9, *,
+                 grey: bool = False, upsample: str = "transpose"):  # fmt: skip
         super().__init__()
+        self.out_channels, self.grey = out_channels, grey
         self.encoder = _encoder(in_channels, ngf)
         self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
-        self.decoder = nn.Sequential(_upsampler(ngf), nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh())
+        self.decoder = nn.Sequential(_upsampler(ngf, upsample), nn.ReflectionPad2d(3),
+                                     nn.Conv2d(ngf, 1 if grey else out_channels, 7), nn.Tanh())  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> GeneratorOutput:
-        return GeneratorOutput(self.decoder(self.resblocks(self.encoder(x))))
+        y = self.decoder(self.resblocks(self.encoder(x)))
+        return GeneratorOutput(y.expand(-1, self.out_channels, -1, -1) if self.grey else y)
 
 
 def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
@@ -153,13 +184,21 @@ def register_generator(spec: GeneratorSpec) -> GeneratorSpec:
     return spec
 
 
-register_generator(GeneratorSpec("attention", lambda m: AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
-                                 n_masks=m["n_masks"], variant="our"), attention=True,
+def _attention(m: dict, default_variant: str) -> AttentionGenerator:
+    # model.background ('input' | 'generated') chooses the variant for the generator being built; 'attention-geo'
+    # is the same network with 'generated' for both generators
+    bg = m.get("background") or ("generated" if default_variant == "geo" else "input")
+    return AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"], n_masks=m["n_masks"],
+                              variant="geo" if bg == "generated" else "our", grey=m.get("grey", False),
+                              upsample=m.get("upsample", "transpose"))  # fmt: skip
+
+
+register_generator(GeneratorSpec("attention", lambda m: _attention(m, "our"), attention=True,
                                  doc="AttentionGAN-v2 (the paper's): background mask copies the input"))  # fmt: skip
-register_generator(GeneratorSpec("attention-geo", lambda m: AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
-                                 n_masks=m["n_masks"], variant="geo"), attention=True,
+register_generator(GeneratorSpec("attention-geo", lambda m: _attention(m, "geo"), attention=True,
                                  doc="AttentionGAN-v2 with the background mask on a generated image"))  # fmt: skip
-register_generator(GeneratorSpec("resnet", lambda m: ResnetGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"]),
+register_generator(GeneratorSpec("resnet", lambda m: ResnetGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
+                                 grey=m.get("grey", False), upsample=m.get("upsample", "transpose")),
                                  doc="CycleGAN's resnet_9blocks generator"))  # fmt: skip
 
 
@@ -169,10 +208,27 @@ def generator_spec(arch: str) -> GeneratorSpec:
     return GENERATORS[arch]
 
 
-def build_generator_from(model: dict) -> nn.Module:
+ROLES = ("G_A", "G_B")
+
+
+def role_options(model: dict, role: str) -> dict:
+    """The architecture options of one generator of the pair: ``G_A`` (photo -> sketch) reads ``background_A``
+    and ``grey_sketch`` (only the sketch side is grey); ``G_B`` reads ``background_B``; both read ``upsample``."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    side = role[-1]
+    bg = model.get(f"background_{side}", "auto")
+    return {"background": None if bg in ("auto", "", None) else bg,
+            "grey": bool(model.get("grey_sketch", False)) and role == "G_A",
+            "upsample": model.get("upsample", "transpose")}  # fmt: skip
+
+
+def build_generator_from(model: dict, role: str = "G_A") -> nn.Module:
     """A generator from the model config as a whole (what exports carry): ``model['generator']`` names it in the
-    registry, the other fields configure it; initialised N(0, init_std)."""
+    registry, the other fields configure it (``role`` picks the per-generator ones, see ``role_options``);
+    initialised N(0, init_std)."""
     m = {"ngf": 64, "n_blocks": 9, "n_masks": 9, "init_std": 0.02, **model}
+    m.update(role_options(m, role))
     return init_weights(generator_spec(m["generator"]).build(m), m["init_std"])
 
 

@@ -61,6 +61,26 @@ def resolve_data_root(cfg: Config) -> Path:
     return root
 
 
+def split_holdout(files, n: int):
+    """(training files, held-out FS2K records): ``n`` photos of the training split with their own sketches, evenly
+    spread over it (``spread_subset``: every source and style), removed from both domains. ``n`` = 0: (files, [])."""
+    if not n:
+        return files, []
+    from facesketch.evaluation.during_training import spread_subset
+
+    if files.source != "fs2k":
+        raise UserError(f"data.holdout={n}: holding out photos with their own sketches needs FS2K (paired annotations); "
+                        "set data.holdout=0 for an unpaired folder layout")  # fmt: skip
+    records = fs2k.load_split(files.root, "train")
+    if n >= len(records):
+        raise UserError(f"data.holdout={n}: the training split has only {len(records)} photos; hold out fewer")
+    held = spread_subset(records, n)
+    out = {r.id for r in held}
+    keep = [i for i, r in enumerate(records) if r.id not in out]
+    return dataclasses.replace(files, A=[files.A[i] for i in keep], B=[files.B[i] for i in keep],
+                       ids_A=[files.ids_A[i] for i in keep]), held  # fmt: skip
+
+
 def _amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "off":
         return None
@@ -289,6 +309,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
     # ---- data: validated once, cached as uint8
     root = resolve_data_root(cfg)
     files = discover(root, "train", cfg.data.source)
+    files, holdout = split_holdout(files, cfg.data.holdout)
     if cfg.data.max_items:
         files.A, files.B, files.ids_A = files.A[: cfg.data.max_items], files.B[: cfg.data.max_items], files.ids_A[: cfg.data.max_items]
     A, B = build_banks(files, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
@@ -345,7 +366,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
                disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
     out = RunOutputs(StatsWriter(run_dir, enabled=main, resume_step=ts.step if state is not None else None), say, bar,
                      steps_per_epoch * t.batch_size, dist.world)  # fmt: skip
-    evaluator = _make_evaluator(cfg, root, ts.G, device) if (t.eval_every and main) else None
+    evaluator = _make_evaluator(cfg, root, ts.G_eval, device, holdout, raw=ts.G if ts.ema is not None else None) \
+        if (t.eval_every and main) else None
     say(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
         f"  images: {len(A)} photos / {len(B)} sketches", echo=main)  # fmt: skip
 
@@ -367,6 +389,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             stats = step_fn(real_A, real_B, normals_A, intrins_A, ctx)
             _check_finite(stats, ts.step + 1)
             ts.step += 1
+            ts.update_ema()
             ts.done_in_epoch += real_A.shape[0]
             ts.acc.add(stats)
             ts.n_log += real_A.shape[0]
@@ -374,7 +397,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
             if ts.step % t.log_every == 0:
                 out.log_line(ts)
             if main and (ts.step % t.sample_every == 0 or ts.step == 1):
-                save_samples(run_dir, ts.step, ts.G, fixed)
+                save_samples(run_dir, ts.step, ts.G_eval, fixed)
             if ts.step % t.checkpoint_every == 0:
                 ts.save(cfg, dist, run_dir, t.keep_checkpoints)
                 last_ckpt_step = ts.step
@@ -406,10 +429,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
                "minutes": (time.time() - t_start) / 60,
                "exit_code": 128 + int(signals.signum) if stop_reason == "signal" else 0}  # fmt: skip
     if main:
-        save_samples(run_dir, ts.step, ts.G, fixed)
+        save_samples(run_dir, ts.step, ts.G_eval, fixed)
         from facesketch.inference import model_meta
 
-        ck.export_generators(run_dir / layout.EXPORT, {"G_A": ts.G.G_A, "G_B": ts.G.G_B}, model_meta(cfg))
+        G_out = ts.G_eval
+        ck.export_generators(run_dir / layout.EXPORT, {"G_A": G_out.G_A, "G_B": G_out.G_B}, model_meta(cfg))
         out.writer.close()
         from facesketch.report.run_report import write_run_report
 
@@ -425,7 +449,7 @@ def build_state(cfg: Config, dist: DistInfo, device: torch.device, amp, channels
     t = cfg.train
     torch.manual_seed(t.seed)
     model = dataclasses.asdict(cfg.model)
-    G = CycleGenerators(build_generator_from(model), build_generator_from(model)).to(device)
+    G = CycleGenerators(build_generator_from(model, "G_A"), build_generator_from(model, "G_B")).to(device)
     D = CycleDiscriminators(build_discriminator_from(model), build_discriminator_from(model)).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -437,7 +461,13 @@ def build_state(cfg: Config, dist: DistInfo, device: torch.device, amp, channels
     pool_A = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank)
     pool_B = ImagePool(cfg.loss.pool_size, seed=t.seed * 1000 + 2 * dist.rank + 1)
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-    return TrainState(G, D, opt_G, opt_D, sched_G, sched_D, scaler, pool_A, pool_B, StatsAccumulator())
+    ema = None
+    if t.ema_decay > 0:
+        import copy
+
+        ema = copy.deepcopy(G).requires_grad_(False).eval()
+    return TrainState(G, D, opt_G, opt_D, sched_G, sched_D, scaler, pool_A, pool_B, StatsAccumulator(), ema=ema,
+                      ema_decay=t.ema_decay)  # fmt: skip
 
 
 class RunOutputs:
@@ -467,12 +497,16 @@ class RunOutputs:
         self.bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
 
     def log_evaluation(self, ts: TrainState, metrics: dict) -> None:
-        self.writer.write(ts.step, float(ts.epoch), {f"eval/{k}": v for k, v in metrics.items()})
+        """``metrics``: {'lpips': ..., ...}, keys with a '/' (e.g. 'raw/lpips') logged as 'eval_raw/lpips'."""
+        self.writer.write(ts.step, float(ts.epoch), {(f"eval_{k}" if "/" in k else f"eval/{k}"): v for k, v in metrics.items()})
         self.say(f"epoch {ts.epoch} evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), echo=False)
 
 
-def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device):
-    """A closure evaluating G_A on a fixed subset of the FS2K test split (five metrics), or None without FS2K."""
+def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device, holdout: list = (),
+                    raw: CycleGenerators | None = None):  # fmt: skip
+    """A closure evaluating G_A on the held-out training photos (``data.holdout``), else on a fixed subset of the FS2K
+    test split (five metrics); None without FS2K. With ``raw`` (the trained weights when ``G`` is their EMA), those
+    are scored too, as 'raw/<metric>', so every EMA run measures what the average buys."""
     if not fs2k.is_fs2k_root(root):
         print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
         return None
@@ -482,7 +516,10 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
     from facesketch.evaluation import METRICS
     from facesketch.errors import UserError as _UserError
 
-    records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], cfg.train.eval_subset)
+    if holdout:
+        records = list(holdout)
+    else:
+        records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], cfg.train.eval_subset)
     metrics = METRICS
     try:
         from facesketch.priors.build import build_lpips
@@ -492,12 +529,18 @@ def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.d
         metrics = tuple(m for m in METRICS if m != "lpips")
         print(f"note: evaluation during training without LPIPS ({e})", file=sys.stderr)
 
-    def run() -> dict:
-        tr = Translator(G.G_A, model_meta(cfg), device=device)
+    def score(gens: CycleGenerators) -> dict:
+        tr = Translator(gens.G_A, model_meta(cfg), device=device)
         try:
             return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device,
                                        metrics=metrics)  # fmt: skip
         finally:
-            G.train()
+            gens.train()
+
+    def run() -> dict:
+        out = score(G)
+        if raw is not None:
+            out.update({f"raw/{k}": v for k, v in score(raw).items()})
+        return out
 
     return run

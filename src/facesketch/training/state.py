@@ -54,6 +54,23 @@ class TrainState:
     """Samples of the current epoch this rank has consumed (exact mid-epoch resume)."""
     n_log: int = 0
     """Images since the last stats line."""
+    ema: CycleGenerators | None = None
+    """Exponential moving average of G (``train.ema_decay``), or None: what samples, evaluation and the export use."""
+    ema_decay: float = 0.0
+
+    @property
+    def G_eval(self) -> CycleGenerators:
+        """The generators to sample, evaluate and export: the EMA when there is one."""
+        return self.ema if self.ema is not None else self.G
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One EMA step after an optimiser step (warm-up: min(decay, (1 + step) / (10 + step)))."""
+        if self.ema is None:
+            return
+        d = min(self.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+        for e, p in zip(self.ema.parameters(), self.G.parameters()):
+            e.lerp_(p.detach(), 1.0 - d)
 
     def to_checkpoint(self, cfg, dist: DistInfo) -> dict | None:
         """The checkpoint dict (rank 0; None on the others, which only contribute their pools and RNG)."""
@@ -69,6 +86,7 @@ class TrainState:
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "per_rank": per_rank, "config": cfg.to_dict(), "world": dist.world,
             "stats_acc": dict(self.acc.state_dict(), images=self.n_log),
+            **({"ema": {"G_A": self.ema.G_A.state_dict(), "G_B": self.ema.G_B.state_dict()}} if self.ema is not None else {}),
         }  # fmt: skip
 
     def save(self, cfg, dist: DistInfo, run_dir: Path, keep: int) -> Path | None:
@@ -98,6 +116,12 @@ class TrainState:
             what = ", ".join(changed) or str(e).strip().splitlines()[0][:200]
             raise UserError(f"--resume: the checkpoint's networks do not match the configuration ({what}); "
                             "architecture settings cannot change when resuming") from None  # fmt: skip
+        if self.ema is not None:
+            if state.get("ema"):
+                self.ema.G_A.load_state_dict(state["ema"]["G_A"]), self.ema.G_B.load_state_dict(state["ema"]["G_B"])
+            else:
+                self.ema.load_state_dict(self.G.state_dict())
+                say("note: the checkpoint has no EMA of the generators (train.ema_decay was 0): the average starts now")
         self.opt_G.load_state_dict(state["opt_G"]), self.opt_D.load_state_dict(state["opt_D"])
         self.sched_G.load_state_dict(state["sched_G"]), self.sched_D.load_state_dict(state["sched_D"])
         if self.scaler is not None and state.get("scaler"):

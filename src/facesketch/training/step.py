@@ -30,11 +30,15 @@ class CycleGenerators(nn.Module):
         super().__init__()
         self.G_A, self.G_B = G_A, G_B
 
-    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool = False) -> dict[str, torch.Tensor]:
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool = False,
+                fake_B_noise: float = 0.0) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``fake_B_noise``: std (model range, [-1, 1]) of Gaussian noise on fake_B where G_B reads it to rebuild the photo
+        (what the discriminator and the result see stays noise-free)."""
         n = real_A.shape[0]
         out_A = self.G_A(torch.cat([real_A, real_B]) if identity else real_A)
         fake_B = out_A.image[:n]
-        inputs_B = [fake_B, real_B] + ([real_A] if identity else [])
+        noisy_B = fake_B + fake_B_noise * torch.randn_like(fake_B) if fake_B_noise > 0 else fake_B
+        inputs_B = [noisy_B, real_B] + ([real_A] if identity else [])
         out_B = self.G_B(torch.cat(inputs_B))
         rec_A, fake_A = out_B.image[:n], out_B.image[n : 2 * n]
         rec_B = self.G_A(fake_A).image
@@ -65,6 +69,7 @@ class StepSettings:
     lambda_cycle_A: float = 0.1
     lambda_cycle_B: float = 0.1
     lambda_identity: float = 0.0
+    fake_B_noise: float = 0.0  # model range ([-1, 1]): 2 * grey levels / 255
     amp_dtype: torch.dtype | None = None  # torch.bfloat16 / torch.float16 / None (fp32)
     channels_last: bool = False
 
@@ -73,6 +78,7 @@ class StepSettings:
         """The step's settings from a ``LossConfig`` by name (the prior terms carry their own weights)."""
         return cls(gan_mode=loss_cfg.gan_mode, lambda_gan=loss_cfg.lambda_gan, lambda_cycle_A=loss_cfg.lambda_cycle_A,
                    lambda_cycle_B=loss_cfg.lambda_cycle_B, lambda_identity=loss_cfg.lambda_identity, amp_dtype=amp_dtype,
+                   fake_B_noise=2.0 * loss_cfg.fake_B_noise / 255.0,
                    channels_last=channels_last)  # fmt: skip
 
 
@@ -129,7 +135,7 @@ class CycleGANStep:
         set_requires_grad(self.D_plain, False)
         self.opt_G.zero_grad(set_to_none=True)
         with self._autocast(dev):
-            o = self.G(real_A, real_B, identity)
+            o = self.G(real_A, real_B, identity, s.fake_B_noise)
             pred_fake_B, pred_fake_A = self.D_plain.D_A(o["fake_B"]), self.D_plain.D_B(o["fake_A"])
         losses = {
             "G_A": gan_loss(pred_fake_B, True, s.gan_mode) * s.lambda_gan,
