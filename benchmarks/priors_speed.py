@@ -41,11 +41,10 @@ def main():
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     device = torch.device(args.device)
+    from facesketch.device import amp_dtype as _amp_dtype
     from facesketch.errors import UserError
+    from facesketch.priors.build import build_edge_detector, build_lpips
     from facesketch.priors.dsine import build_normal_estimator
-    from facesketch.priors.build import build_edge_detector
-    from facesketch.priors.build import build_lpips
-    from facesketch.training.loop import _amp_dtype
 
     amp = _amp_dtype("auto", device) if args.amp == "auto" else None
     ctx = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext

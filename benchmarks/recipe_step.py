@@ -20,9 +20,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from facesketch.config import load_config  # noqa: E402
-from facesketch.losses.priors import build_prior_terms  # noqa: E402
+from facesketch.device import amp_dtype as _amp_dtype  # noqa: E402
+from facesketch.losses.registry import build_terms as build_prior_terms  # noqa: E402
 from facesketch.training.distributed import DistInfo  # noqa: E402
-from facesketch.training.loop import _amp_dtype, build_state  # noqa: E402
+from facesketch.training.loop import build_state  # noqa: E402
 from facesketch.training.step import CycleGANStep, StepSettings  # noqa: E402
 
 DEFAULT_VARIANTS = [

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import _cpu_name, build_nets, ours_step, sync  # noqa: E402
 
-from facesketch.training.loop import _amp_dtype  # noqa: E402
+from facesketch.device import amp_dtype as _amp_dtype  # noqa: E402
 
 
 def time_step(device, size, amp, steps, warmup=1) -> float:

@@ -90,16 +90,17 @@ class ReferenceDataset(torch.utils.data.Dataset):
 
 
 def ours_loader(A, B, load, crop, batch, workers, device, normals: bool):
-    from facesketch.data.datasets import EpochSampler, ImageBank, NormalBank, UnpairedDataset
+    from facesketch.data.datasets import EpochSampler, ImageBank, TargetBank, UnpairedDataset
 
     bank_A, bank_B = ImageBank(A, load), ImageBank(B, load)
     bank_A.validate(progress=False), bank_B.validate(progress=False)
     nb = None
     if normals:  # precomputed maps: random unit vectors stand in (reading them costs the same)
-        nb = NormalBank([], load)
+        nb = TargetBank([], load, negate_x_on_flip=True)
         v = np.random.default_rng(0).standard_normal((len(A), 3, load, load)).astype(np.float32)
         nb._data = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float16)
-    ds = UnpairedDataset(bank_A, bank_B, load_size=load, crop_size=crop, seed=0, normals=nb)
+    ds = UnpairedDataset(bank_A, bank_B, load_size=load, crop_size=crop, seed=0, targets={"normals": nb} if nb else None,
+                         context=("A_intrins",) if nb else ())
     sampler = EpochSampler(len(ds), seed=0)
     return torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True,
                                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)  # fmt: skip
@@ -126,9 +127,8 @@ def build_priors(device, cfg):
 
     out = {}
     if cfg["edge"]:
-        from facesketch.priors.build import build_edge_detector
+        from facesketch.priors.build import build_edge_detector, build_lpips
         from facesketch.priors.hed import HED
-        from facesketch.priors.build import build_lpips
         from facesketch.priors.lpips import LPIPS
 
         try:
@@ -209,7 +209,9 @@ def ours_step(nets, priors, cfg, device, *, amp, channels_last, fused):
         terms.append(EdgeLoss(priors["hed"], priors["lpips"], cfg["edge"]))
     if cfg["normal"]:
         terms.append(NormalLoss(priors["dsine"], cfg["normal"]))
-    s = StepSettings(lambda_cycle_A=0.1, lambda_cycle_B=0.1, amp_dtype=amp, channels_last=channels_last)
+    from facesketch.config import LossConfig
+
+    s = StepSettings.from_config(LossConfig(lambda_cycle_A=0.1, lambda_cycle_B=0.1), amp_dtype=amp, channels_last=channels_last)
     return CycleGANStep(G, D, opt_G, opt_D, s, terms, ImagePool(50, 1), ImagePool(50, 2))
 
 
@@ -232,7 +234,7 @@ def check_losses(device, size, cfg_name) -> float:
         with torch.no_grad():
             normals = priors["dsine"]((real_A + 1) / 2)  # what the precomputed map holds for this exact crop
     a = ReferenceStep(build_nets(device), priors, cfg)(real_A, real_B)  # (a) recomputes the target itself
-    b = ours_step(build_nets(device), priors, cfg, device, amp=None, channels_last=False, fused=False)(real_A, real_B, normals)
+    b = ours_step(build_nets(device), priors, cfg, device, amp=None, channels_last=False, fused=False)(real_A, real_B, {"normals": normals} if normals is not None else None)
     worst = 0.0
     for k, v in a.items():
         rel = abs(v.item() - b[k].item()) / max(abs(v.item()), 1e-8)
@@ -253,7 +255,7 @@ def run_variant(variant, device, size, cfg_name, steps, warmup, workers, compile
         loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True, num_workers=workers, drop_last=True)
         step = ReferenceStep(nets, priors, cfg)
     else:
-        from facesketch.training.loop import _amp_dtype
+        from facesketch.device import amp_dtype as _amp_dtype
 
         loader = ours_loader(A, B, load, size, 4, workers, device, normals=bool(cfg["normal"]))
         amp = _amp_dtype("auto", device)
@@ -279,7 +281,7 @@ def run_variant(variant, device, size, cfg_name, steps, warmup, workers, compile
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
             normals = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
         data_time += time.perf_counter() - td
-        step(real_A, real_B, normals)
+        step(real_A, real_B, {"normals": normals} if normals is not None else None)
         done += 1 if i >= warmup else 0
     sync(device)
     dt = time.perf_counter() - t0
@@ -386,7 +388,7 @@ def main():
             row[v] = json.loads(out.stdout.strip().splitlines()[-1])
         row["speedup"] = row["b"]["images_per_s"] / row["a"]["images_per_s"]
         if not args.no_breakdown:
-            from facesketch.training.loop import _amp_dtype
+            from facesketch.device import amp_dtype as _amp_dtype
 
             amp = _amp_dtype("auto", device)
             bd_a, bd_b = breakdown(device, size, cfg_name), breakdown(device, size, cfg_name, amp)

@@ -45,7 +45,7 @@ def main():
     rows = []
     with torch.inference_mode():
         rows.append(("PyTorch eager fp32", bench(lambda t: g(t).image, x, args.reps)))
-        from facesketch.training.loop import cpu_has_amx
+        from facesketch.device import cpu_has_amx
 
         if cpu_has_amx():
             def bf16(t):

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from facesketch.data.fs2k import load_split  # noqa: E402
 from facesketch.data.images import load_rgb, save_image_atomic  # noqa: E402
 from facesketch.evaluation.during_training import spread_subset  # noqa: E402
-from facesketch.inference import Translator  # noqa: E402
 from facesketch.report.grids import LABEL_H, label_image, tile  # noqa: E402
+from facesketch.translate.load import load_translator
 
 
 def row_from_grid(grid_png: Path, k: int, top: list[list[np.ndarray]], pad: int = 2) -> list[np.ndarray]:
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             cells[0][:LABEL_H] = label_image(cells[0][LABEL_H:], label)[:LABEL_H]  # the new label strip
             rows.append(cells)
             continue
-        outs = Translator.from_path(path).translate_arrays(photos)
+        outs = load_translator(path).translate_arrays(photos)
         rows.append([label_image(fit(o), label if i == 0 else "") for i, o in enumerate(outs)])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     save_image_atomic(Image.fromarray(tile(rows)), a.out)

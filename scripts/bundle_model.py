@@ -15,8 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
 from facesketch import default_model  # noqa: E402
-from facesketch.training.checkpoint import export_generators  # noqa: E402
-from facesketch.translate import Translator  # noqa: E402
+from facesketch.models.export_file import export_generators  # noqa: E402
+from facesketch.translate.load import load_translator
 
 LIMIT_MB = 30
 
@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.image_size and not (16 <= args.image_size <= 4096 and args.image_size % 4 == 0):
         ap.error(f"--image-size {args.image_size}: give a multiple of 4 from 16 to 4096 (as model.image_size)")
-    a, b = Translator.from_path(args.model, "AtoB"), Translator.from_path(args.model, "BtoA")
+    a, b = load_translator(args.model, "AtoB"), load_translator(args.model, "BtoA")
     if args.image_size:
         a.size = args.image_size
     meta = dict(a.meta, name=default_model.NAME, image_size=a.size)

@@ -50,9 +50,9 @@ def group_canvas(fs2k: Path) -> np.ndarray:
 
 def face_path_images(tr, detector, img: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
     from facesketch.faces import draw_faces
-    from facesketch.translate import translate_faces
+    from facesketch.translate import TranslateOptions, translate_image
 
-    ft = translate_faces(tr, img, detector)
+    ft = translate_image(tr, img, TranslateOptions(whole_frame_fallback=False), detector)
     if not ft.faces:
         raise SystemExit(f"no face found in the {prefix} image: pass another --photo")
     imgs = {"boxes": draw_faces(img, ft.faces), "aligned": ft.aligned[0].image, "sketch": ft.outputs[0], "pasted": ft.pasted(img)}
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     from facesketch.data.images import load_rgb, save_image_atomic
     from facesketch.faces import FaceDetector
     from facesketch.report.grids import label_image, tile
-    from facesketch.translate import Translator
+    from facesketch.translate.load import load_translator
 
     fs2k = Path(args.fs2k)
     photo = Path(args.photo) if args.photo else fs2k / "photo" / "photo3" / "image0204.jpg"
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tr, detector = Translator.from_path(args.model), FaceDetector()
+    tr, detector = load_translator(args.model), FaceDetector()
 
     img = np.asarray(load_rgb(photo))
     single = face_path_images(tr, detector, img, "photo")

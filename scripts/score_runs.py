@@ -21,7 +21,7 @@ import yaml  # noqa: E402
 from facesketch.data import fs2k  # noqa: E402
 from facesketch.evaluation import METRICS  # noqa: E402
 from facesketch.evaluation.during_training import evaluate_translator, spread_subset  # noqa: E402
-from facesketch.translate import Translator  # noqa: E402
+from facesketch.translate.load import load_translator
 
 KEYS = ("data.load_size", "data.crop_size", "model.ngf", "model.n_blocks", "model.ndf", "train.batch_size",
         "loss.lambda_cycle_A", "loss.lambda_edge", "loss.lambda_normal", "train.amp")  # fmt: skip
@@ -56,7 +56,7 @@ def main() -> int:
     records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], args.subset)
     rows = []
     for run in args.runs:
-        tr = Translator.from_path(run)
+        tr = load_translator(run)
         if args.image_size:
             tr.size = args.image_size
         scores = evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records)

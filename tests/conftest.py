@@ -41,8 +41,9 @@ def tiny_model(tmp_path_factory) -> pathlib.Path:
     """A tiny trained run (2 steps of the debug config on synthetic data), trained once per session."""
     import shutil
 
-    from facesketch.cli import main
     from helpers import make_unpaired, tiny_overrides
+
+    from facesketch.cli import main
 
     run = tmp_path_factory.getbasetemp() / "tiny_model_run"
     if not (run / "export" / "model.safetensors").is_file():

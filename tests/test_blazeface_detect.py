@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import smooth_image
 from PIL import Image
 
 from facesketch.cli import main
-from helpers import smooth_image
 
 cv2 = pytest.importorskip("cv2", reason="the face path needs opencv-python-headless (the faces extra)")
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("FACESKETCH_CHROMIUM", "/usr/bin/chromium"))

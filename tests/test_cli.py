@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import make_unpaired, tiny_overrides
 from PIL import Image
 
 from facesketch.cli import VERBS, main
-from helpers import make_unpaired, tiny_overrides
 
 
 def test_top_level_help_lists_every_verb(capsys):
@@ -33,9 +33,23 @@ def test_each_verb_has_help(verb, capsys):
     assert "usage: facesketch " + verb in capsys.readouterr().out
 
 
-def test_console_script_runs():
+def test_console_script_runs_a_verb_and_reports_its_exit_code(tmp_path):
+    """The installed command (python -m facesketch, what the console script calls) runs a real verb end to end and
+    turns a user error into one line and exit status 2."""
     out = subprocess.run([sys.executable, "-m", "facesketch", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("facesketch ")
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (200, 180, 160)).save(tmp_path / "in.png")
+    ok = subprocess.run([sys.executable, "-m", "facesketch", "translate", "--no-align", "--quiet", "--out", str(tmp_path / "o"),
+                         str(tmp_path / "in.png")], capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert Image.open(tmp_path / "o" / "in.png").size == (288, 288)  # the default model's own size
+    bad = subprocess.run([sys.executable, "-m", "facesketch", "translate", "--out", str(tmp_path / "o"), str(tmp_path / "missing.png")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "missing.png" in bad.stderr
+    err = subprocess.run([sys.executable, "-m", "facesketch", "train", "--config", "nope"], capture_output=True, text=True)
+    assert err.returncode == 2 and err.stderr.count("\n") == 1 and "no such file or preset" in err.stderr
 
 
 @pytest.mark.parametrize("argv, msg", [

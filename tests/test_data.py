@@ -8,15 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import make_unpaired
 from PIL import Image
 
 from facesketch.data import fs2k
-from facesketch.data.datasets import EpochSampler, ImageBank, NormalBank, UnpairedDataset, discover, normal_map_path
+from facesketch.data.datasets import EpochSampler, ImageBank, TargetBank, UnpairedDataset, discover, target_path
 from facesketch.data.images import UnreadableImageError, load_rgb
 from facesketch.data.transforms import AugmentParams, apply_image, apply_normals, sample_params, to_model_range
 from facesketch.errors import UserError
-from helpers import make_unpaired
-
 
 # ---- FS2K (the real files)
 
@@ -178,12 +177,12 @@ def test_dataset_serves_normals_with_the_photo_crop(tmp_path):
     for p in files.A:
         arr = np.zeros((3, 36, 36), np.float16)
         arr[0], arr[1], arr[2] = cols / 100, rows / 100, 1  # x = column / 100, y = row / 100
-        q = normal_map_path(nroot, root, p)
+        q = target_path(nroot, root, p)
         q.parent.mkdir(parents=True, exist_ok=True)
         np.save(q, arr)
-    nb = NormalBank([normal_map_path(nroot, root, p) for p in files.A], 36)
+    nb = TargetBank([target_path(nroot, root, p) for p in files.A], 36, negate_x_on_flip=True)
     nb.validate("run facesketch normals")
-    ds = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, normals=nb)
+    ds = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, targets={"normals": nb}, context=("A_intrins",))
     windows, flips = set(), set()
     for k in range(16):
         item = ds[(k, k % 3)]
@@ -206,7 +205,7 @@ def test_dataset_serves_normals_with_the_photo_crop(tmp_path):
 
 
 def test_missing_normal_maps_fail_with_the_command(tmp_path):
-    nb = NormalBank([tmp_path / "x.npy"], 36)
+    nb = TargetBank([tmp_path / "x.npy"], 36)
     with pytest.raises(UserError, match="facesketch normals"):
         nb.validate("run `facesketch normals ROOT` first")
 
@@ -247,7 +246,7 @@ def test_context_view_holds_the_crop_where_the_window_says(tmp_path):
     root = make_unpaired(tmp_path / "d")
     files = discover(root, "train")
     A, B = ImageBank(files.A, 36), ImageBank(files.B, 36)
-    item = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, context=True)[(0, 2)]
+    item = UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1, context=("A_full", "A_window"))[(0, 2)]
     x0, y0, h, w = item["A_window"].tolist()
     assert torch.equal(item["A_full"][:, y0 : y0 + h, x0 : x0 + w], item["A"])
     assert "A_full" not in UnpairedDataset(A, B, load_size=36, crop_size=32, seed=1)[(0, 2)]

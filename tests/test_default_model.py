@@ -8,25 +8,23 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from facesketch import default_model
 from facesketch.errors import UserError
-
-from conftest import ROOT
 
 
 def test_bundled_file_matches_its_recorded_sha256_and_limits():
     path = default_model.default_model_path()  # verifies the sha256
     assert default_model.sha256_file(path) == default_model.SHA256
     assert path.stat().st_size <= 30 * 2**20
-    from facesketch.training.checkpoint import read_export
+    from facesketch.models.export_file import read_export
 
     meta, sds = read_export(path)
     assert set(sds) == {"G_A", "G_B"}
     assert meta["image_size"] >= 256  # output resolution caps every FS2K score: the shipped model is >= 256 px
-    from safetensors import safe_open
-
     import torch
+    from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
@@ -60,7 +58,7 @@ def sixteen_scores(fs2k_dir):
     from facesketch.evaluation.baselines import pencil_sketch
     from facesketch.evaluation.during_training import evaluate_translator, spread_subset
     from facesketch.evaluation.runner import lpips_model
-    from facesketch.translate import Translator
+    from facesketch.translate.load import load_translator
 
     try:
         lpips_model("alex", "cpu")
@@ -69,7 +67,7 @@ def sixteen_scores(fs2k_dir):
     test = [r for r in fs2k.load_split(fs2k_dir, "test") if r.photo and r.sketch]
     records = spread_subset(test, 16)
     assert len(records) == 16 and {r.source for r in records} == {r.source for r in test}  # photo1 and photo3
-    tr = Translator.from_path(default_model.default_model_path())
+    tr = load_translator(default_model.default_model_path())
 
     def score(fn):
         return evaluate_translator(fn, records, metrics=("lpips", "scoot"))
@@ -106,7 +104,7 @@ def test_translate_without_model_uses_the_default_and_says_so(fs2k_dir, tmp_path
     assert len(lines) == 1 and "default" in lines[0]
     from PIL import Image
 
-    from facesketch.training.checkpoint import read_export
+    from facesketch.models.export_file import read_export
 
     size = read_export(default_model.default_model_path())[0]["image_size"]
     out = Image.open(tmp_path / "out" / "image0788.png")

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import torch
+from helpers import make_unpaired, tiny_overrides
 
 from facesketch.training import checkpoint as ck
-from helpers import make_unpaired, tiny_overrides
 
 
 @pytest.mark.slow

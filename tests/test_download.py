@@ -9,10 +9,10 @@ import tarfile
 import zipfile
 
 import pytest
+from helpers import local_http_server
 
 from facesketch.download import atomic_write_bytes, download, extract_archive, sha256_file
 from facesketch.errors import UserError
-from helpers import local_http_server
 
 PAYLOAD = os.urandom(300_000) + b"end"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -92,9 +92,13 @@ def test_unreachable_host_is_a_user_error(tmp_path):
         download("http://127.0.0.1:9/nothing", tmp_path / "x", sha256=None, progress=False, timeout=5)
 
 
-def test_progress_bar_path_runs(server, tmp_path, capsys):
+def test_progress_bar_shows_the_download_and_quiet_shows_nothing(server, tmp_path, capsys):
     download(server.url + "/file.bin", tmp_path / "p.bin", sha256=SHA, progress=True)
     assert (tmp_path / "p.bin").read_bytes() == PAYLOAD
+    err = capsys.readouterr().err
+    assert "p.bin" in err and "293k" in err  # the bar names the file and its size
+    download(server.url + "/file.bin", tmp_path / "q.bin", sha256=SHA, progress=False)
+    assert (tmp_path / "q.bin").read_bytes() == PAYLOAD and capsys.readouterr().err == ""
 
 
 def test_sha256_file_and_atomic_write(tmp_path):

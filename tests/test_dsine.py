@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+import conformance_utils as cu
 import numpy as np
 import pytest
 import torch
 
-import conformance_utils as cu
 from facesketch.errors import UserError
 from facesketch.priors.dsine import (
     DSINE,

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conformance_utils import CONF
 from PIL import Image
 from scipy import ndimage
 
-from conformance_utils import CONF
 from facesketch.cli import main
 from facesketch.errors import UserError
 from facesketch.evaluation.protocol import pair_by_stem, pair_fs2k
@@ -203,8 +203,8 @@ def test_cli_no_match_and_help(fake_fs2k, tmp_path, capsys):
 
 def test_cli_model_translates_then_evaluates(fake_fs2k, tmp_path):
     pytest.importorskip("facesketch.translate", reason="facesketch.translate (Translator) not available")
+    from facesketch.models.export_file import export_generators
     from facesketch.models.generators import build_generator
-    from facesketch.training.checkpoint import export_generators
 
     meta = {"generator": "attention", "ngf": 4, "n_blocks": 1, "n_masks": 3, "crop_size": 32, "load_size": 36,
             "preprocess": "resize_and_crop", "name": "tiny"}  # fmt: skip

@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX tests need the onnx extra 
 onnx = pytest.importorskip("onnx", reason="ONNX tests need the onnx extra (onnx, onnxruntime)")
 
 from facesketch.export.onnx import export_onnx, onnx_parity  # noqa: E402
-from facesketch.translate import Translator  # noqa: E402
+from facesketch.translate.load import load_translator
 
 TOL = 1e-4  # measured: ~3e-7 for these small nets, 1.8e-6 for the paper-size AttentionGAN generator at 256 px
 
@@ -54,7 +54,7 @@ def test_export_cli_onnx_from_a_run(tiny_model, tmp_path, capsys):
     model = onnx.load(str(out))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["direction"] == "AtoB" and json.loads(meta["facesketch_config"])["crop_size"] == 32
-    tr = Translator.from_path(tiny_model)
+    tr = load_translator(tiny_model)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     got = session(out).run(None, {"image": x.numpy()})
     ref = tr.forward(x)
@@ -74,7 +74,7 @@ def test_export_cli_safetensors_half(tiny_model, tmp_path):
     with safe_open(str(out), framework="pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == {torch.float16}
         assert {k.split(".")[0] for k in f.keys()} == {"G_A", "G_B"}
-    full, half = Translator.from_path(tiny_model), Translator.from_path(out)
+    full, half = load_translator(tiny_model), load_translator(out)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
     assert (full.forward(x).image - half.forward(x).image).abs().max() < 2e-2  # float16 weights, float32 compute
 

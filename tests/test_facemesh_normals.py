@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conformance_utils import ROOT
+from helpers import tiny_overrides
 from PIL import Image
 
-from conformance_utils import ROOT
 from facesketch.config import load_config
 from facesketch.errors import UserError
+from facesketch.faces.normals import FaceMeshNormals, rasterise, vertex_normals
 from facesketch.losses.priors import CycleTensors, FaceMeshNormalLoss
-from facesketch.priors.facemesh import FaceMeshNormals, rasterise, vertex_normals
-from helpers import tiny_overrides
 
 WEIGHTS = Path(os.environ.get("FACESKETCH_MEDIAPIPE_DIR", ROOT / ".." / "shared" / "weights" / "mediapipe")).resolve()
 FRONTAL = ["photo1/image0788.jpg", "photo1/image0800.jpg", "photo3/image0204.jpg"]  # FS2K test photos
@@ -111,12 +111,12 @@ def test_a_photo_without_a_face_gets_an_empty_mask_and_a_finite_zero_loss(est, f
     crops = full[:, :, 79:207, 79:207].float() / 127.5 - 1
     rec = (crops + 0.2 * torch.randn_like(crops)).clamp(-1, 1).requires_grad_()
     term = FaceMeshNormalLoss(est, 10.0)
-    t = CycleTensors(crops, crops, crops, rec, crops, crops, target[:, :, 79:207, 79:207], None, {"A_full": full, "A_window": win})
+    t = CycleTensors(crops, crops, crops, rec, crops, crops, {"normals": target[:, :, 79:207, 79:207]}, {"A_full": full, "A_window": win})
     loss = term(t)
     assert torch.isfinite(loss) and loss > 0 and term.stats()["normal_empty"] == 0.5
     loss.backward()
     assert rec.grad[0].abs().sum() > 0 and rec.grad[1].abs().sum() == 0  # the face-less photo contributes nothing
-    t2 = CycleTensors(crops[1:], crops[1:], crops[1:], rec[1:], crops[1:], crops[1:], target[1:, :, 79:207, 79:207], None,
+    t2 = CycleTensors(crops[1:], crops[1:], crops[1:], rec[1:], crops[1:], crops[1:], {"normals": target[1:, :, 79:207, 79:207]},
                       {"A_full": full[1:], "A_window": win[1:]})  # fmt: skip
     only_noise = term(t2)
     assert only_noise.item() == 0.0 and term.stats()["normal_empty"] == 1.0
@@ -135,7 +135,7 @@ def test_gradients_reach_both_generators_and_not_the_prior(est, fs2k_dir):
     real = full[:, :, 79:207, 79:207].float() / 127.5 - 1
     o = G(real, real)
     term = FaceMeshNormalLoss(est, 10.0)
-    t = CycleTensors(real, real, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], target[:, :, 79:207, 79:207], None,
+    t = CycleTensors(real, real, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], {"normals": target[:, :, 79:207, 79:207]},
                      {"A_full": full, "A_window": torch.tensor([[79, 79, 128, 128]])})  # fmt: skip
     term(t).backward()
     for g in (G.G_A, G.G_B):
@@ -157,7 +157,7 @@ def _face_dataset(fs2k: Path, root: Path) -> Path:
 
 
 def test_two_training_steps_with_the_face_mesh_normal_loss(est, fs2k_dir, tmp_path):
-    from facesketch.priors.normals import precompute_normals
+    from facesketch.losses.targets import precompute_normals
     from facesketch.training.loop import train
 
     data = _face_dataset(fs2k_dir, tmp_path / "d")

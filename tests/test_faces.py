@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from helpers import smooth_image
 from PIL import Image
 
 from facesketch.cli import main
-from helpers import smooth_image
 
 cv2 = pytest.importorskip("cv2", reason="the face path needs opencv-python-headless (the faces extra)")
 
@@ -16,7 +15,8 @@ from facesketch.data.images import load_rgb  # noqa: E402
 from facesketch.faces import Face, FaceDetector, align_face, alignment_matrix, eye_points, paste_back  # noqa: E402
 from facesketch.faces import align as A  # noqa: E402
 from facesketch.faces.align import warp_to_crop  # noqa: E402
-from facesketch.translate import Translator, translate_files  # noqa: E402
+from facesketch.translate import translate_files  # noqa: E402
+from facesketch.translate.load import load_translator
 
 # FS2K *test* photos (the template was derived from the training photos): portraits and wide shots
 PORTRAITS = ["photo1/image0788", "photo1/image0789", "photo1/image0790", "photo1/image0793", "photo1/image0796"]
@@ -234,7 +234,7 @@ def test_no_face(detector):
 
 
 def test_translate_files_face_path(fs2k_dir, detector, tiny_model, tmp_path):
-    tr = Translator.from_path(tiny_model)
+    tr = load_translator(tiny_model)
     canvas, _ = multi_face_canvas(fs2k_dir)
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import local_http_server, smooth_image
 
 from facesketch.cli import main
 from facesketch.data.download_fs2k import FS2KRelease, download_fs2k
 from facesketch.errors import UserError
-from helpers import local_http_server, smooth_image
 
 
 def _fake_fs2k(root: Path) -> FS2KRelease:

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conformance_utils import CONF, assert_close, case_params, load_case, synth_state_dict
 from safetensors.torch import save_file
 
-from conformance_utils import CONF, assert_close, case_params, load_case, synth_state_dict
 from facesketch.errors import UserError
 from facesketch.priors import weights
+from facesketch.priors.build import build_edge_detector
 from facesketch.priors.frozen import FrozenPrior
 from facesketch.priors.hed import (
     HED,
@@ -21,7 +22,6 @@ from facesketch.priors.hed import (
     load_hed_weights,
     rgb_pm1_to_hed_input,
 )
-from facesketch.priors.build import build_edge_detector
 
 
 @pytest.fixture(scope="module")

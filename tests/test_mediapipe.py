@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conformance_utils import CONF, ROOT
+
 from facesketch.errors import UserError
 from facesketch.faces import mediapipe as mp
 

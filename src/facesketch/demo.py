@@ -40,7 +40,6 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
     from facesketch.report import html as H
     from facesketch.report.grids import attention_panel, label_image, tile
     from facesketch.report.plots import plot_losses
-    from facesketch.training.stats import read_stats
 
     photos = [np.asarray(load_rgb(r.photo)) for r in records]
     sketches, masks = translator.translate_arrays(photos, return_attention=True)
@@ -56,7 +55,7 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
     for r, s in zip(records, sketches):
         Image.fromarray(s).save(out / "sketches" / f"{r.id}.png")
     Image.fromarray(grid).save(out / "grid.png")
-    stats = read_stats(run / layout.STATS)
+    stats = layout.read_stats(run / layout.STATS)
     curves = plot_losses(stats, out / "losses.png", title="demo training")
     panels = [attention_panel(small(p), m, s) for p, m, s in zip(photos[:3], masks[:3], sketches[:3]) if m is not None]
     last = stats[-1] if stats else {}
@@ -69,7 +68,7 @@ def build_page(out: Path, run: Path, records, translator, minutes: float) -> Pat
         "<h2>FS2K test photos &rarr; sketches</h2><p class=muted>top: photo, middle: generated sketch, bottom: the artist's sketch.</p>",
         H.img(grid),
         "<h2>Attention masks</h2><p class=muted>The generator blends 9 content images with 9 foreground masks and copies "
-        "the input through the background mask (bg); numbers are mean mask weights.</p>",
+        "the input through the background mask; numbers are mean mask weights.</p>",
         *[H.img(p) for p in panels],
         "<h2>Loss curves</h2>",
         H.img(curves) if curves else "<p>no statistics recorded</p>",
@@ -156,22 +155,21 @@ def model_demo(args, root: Path, out: Path) -> Path:
     from facesketch.faces import FaceDetector, draw_faces
     from facesketch.report import html as H
     from facesketch.report.grids import attention_panel, label_image, tile
-    from facesketch.translate import Translator, translate_faces
+    from facesketch.translate import TranslateOptions, load_translator, translate_image
 
     t0 = time.time()
     model = resolve_model(args.model)
-    tr = Translator.from_path(model)
-    back = Translator.from_path(model, direction="BtoA")
+    tr = load_translator(model)
+    back = load_translator(model, direction="BtoA")
     detector = FaceDetector()
     records = spread_test_records(root)
     photos = [np.asarray(load_rgb(r.photo)) for r in records]
 
+    faces_only = TranslateOptions(whole_frame_fallback=False)
+
     def face_sketch(img):
-        ft = translate_faces(tr, img, detector)
-        if ft.faces:
-            return ft.outputs[0], ft.aligned[0].image, ft.attention[0]
-        (y,), (m,) = tr.translate_arrays([img], return_attention=True)  # no face found: the whole frame
-        return y, np.asarray(Image.fromarray(img).resize((tr.size, tr.size), Image.BICUBIC)), m
+        t = translate_image(tr, img, TranslateOptions(), detector)  # no face found: the whole frame
+        return t.outputs[0], t.inputs[0], t.attention[0]
 
     done = [face_sketch(p) for p in photos]
     (out / "sketches").mkdir()
@@ -194,7 +192,7 @@ def model_demo(args, root: Path, out: Path) -> Path:
     group = group_photo(records[:3])
     face_rows = []
     for name, img in (("wide shot", wide), ("several faces", group)):
-        ft = translate_faces(tr, img, detector)
+        ft = translate_image(tr, img, faces_only, detector)
         row = [label_image(_fit(draw_faces(img, ft.faces)), f"{name}: {len(ft.faces)} face(s)")]
         row += [label_image(_sq(y), "sketch") for y in ft.outputs[:3]]
         if ft.faces:
@@ -203,7 +201,7 @@ def model_demo(args, root: Path, out: Path) -> Path:
     others = non_fs2k_pictures()
     extra_rows = []
     if "portrait" in others:
-        ft = translate_faces(tr, others["portrait"], detector)
+        ft = translate_image(tr, others["portrait"], faces_only, detector)
         row = [label_image(_fit(others["portrait"]), "not FS2K")]
         if ft.faces:
             row += [label_image(_sq(ft.outputs[0]), "sketch"), label_image(_fit(ft.pasted(others["portrait"])), "pasted back")]
@@ -230,7 +228,7 @@ def model_demo(args, root: Path, out: Path) -> Path:
         "<h2>FS2K test photos</h2><p class=muted>Six photos of each source of the FS2K test split (photo1, photo3), four per block of rows: the photo, our sketch "
         "(face path: detected, aligned, translated), the pencil filter (colour dodge, no learning) and the artist's sketch.</p>",
         H.img(grid),
-        "<h2>Attention masks</h2><p class=muted>9 content images blended by 9 foreground masks; the background mask (bg) "
+        "<h2>Attention masks</h2><p class=muted>9 content images blended by 9 foreground masks; the background mask "
         "copies the input. Numbers are mean mask weights.</p>", *[H.img(p) for p in panels],
         "<h2>Any photo: detect, align, sketch, paste back</h2>", *[H.img(r) for r in face_rows + extra_rows],
         "<h2>Pictures that are not faces (whole frame, <code>--no-align</code>)</h2>", H.img(fig7),
@@ -255,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from facesketch.data import fs2k
     from facesketch.errors import UserError
     from facesketch.training.loop import train
-    from facesketch.inference import Translator
+    from facesketch.translate.load import load_translator
 
     root = fs2k.find_root(args.fs2k)
     target = "demo-train" if args.train else "demo"
@@ -276,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config("demo", [f"data.root={root}", f"train.max_minutes={args.minutes}"])
             train(cfg, out / "run")
             records = pick_test_records(root)
-            page = build_page(out, out / "run", records, Translator.from_path(out / "run"), (time.time() - t0) / 60)
+            page = build_page(out, out / "run", records, load_translator(out / "run"), (time.time() - t0) / 60)
         else:
             page = model_demo(args, root, out)
     except UserError as e:

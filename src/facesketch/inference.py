@@ -1,43 +1,24 @@
-"""Inference: a trained generator, loaded from an export file or a run directory, ready to translate uint8 images.
+"""Inference: a trained generator, built from an export, ready to translate uint8 images.
 
 ``Translator`` is the library object every user of a model goes through (``translate``, ``serve``, ``evaluate``,
-``export``, the demo, the in-training evaluator); ``model_meta`` is what an export carries so that inference needs
-no flags, and ``build_from_meta`` rebuilds the generator from it.
+``export``, the demo, the Python API, the in-training evaluator). It reads exports only
+(``models/export_file.py``); ``translate.load_translator`` finds one for a model name, a file or a run directory.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from facesketch import run_layout as layout
 from facesketch.data.transforms import from_model_range, to_model_range
 from facesketch.errors import UserError
-from facesketch.models.generators import GeneratorOutput, build_generator_from
+from facesketch.models.export_file import build_from_meta, model_size, read_export
+from facesketch.models.generators import GeneratorOutput
 
 DIRECTIONS = ("AtoB", "BtoA")
-
-
-def model_meta(cfg) -> dict:
-    """What an export must carry so that inference needs no flags (from a training Config)."""
-    return {
-        "generator": cfg.model.generator, "ngf": cfg.model.ngf, "n_blocks": cfg.model.n_blocks,
-        "n_masks": cfg.model.n_masks, "crop_size": cfg.data.crop_size, "load_size": cfg.data.load_size,
-        "preprocess": cfg.data.preprocess, "name": cfg.name, "image_size": cfg.image_size,
-        "model": dataclasses.asdict(cfg.model),  # the model config as a whole: inference rebuilds from it
-    }  # fmt: skip
-
-
-def build_from_meta(meta: dict, role: str = "G_A") -> torch.nn.Module:
-    """The generator ``role`` ('G_A' photo -> sketch, 'G_B' sketch -> photo) an export describes: from its whole
-    model config, or (older exports) from the flat keys."""
-    if isinstance(meta.get("model"), dict):
-        return build_generator_from(meta["model"], role)
-    return build_generator_from({k: meta[k] for k in ("generator", "ngf", "n_blocks", "n_masks") if k in meta}, role)
 
 
 class Translator:
@@ -49,51 +30,36 @@ class Translator:
 
     def __init__(self, generator: torch.nn.Module, meta: dict, *, direction: str = "AtoB", device: str | torch.device = "cpu"):
         if direction not in DIRECTIONS:
-            raise UserError(f"--direction {direction}: use AtoB (photo -> sketch) or BtoA (sketch -> photo)")
+            raise UserError(f"direction {direction!r}: use AtoB (photo -> sketch) or BtoA (sketch -> photo)", arg="direction")
         self.device = torch.device(device)
         self.G = generator.to(self.device).eval()
         self.meta, self.direction = meta, direction
-        # the model's own inference size (exports before model.image_size existed translate at their crop size)
-        self.size = int(meta.get("image_size") or meta["crop_size"])
+        self.size = model_size(meta)  # the model's own inference size
 
     @classmethod
-    def from_path(cls, path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu") -> "Translator":
-        """From an export (``.safetensors``) or a run directory (its export, else its latest checkpoint)."""
-        from facesketch.training.checkpoint import latest_checkpoint, read_export
-
+    def from_weights(cls, meta: dict, state_dicts: dict, direction: str = "AtoB", device: str | torch.device = "cpu",
+                     *, source: str = "the export") -> "Translator":  # fmt: skip
+        """From an export's content: ``meta`` (``model_meta``) and ``{'G_A': state_dict, 'G_B': state_dict}``."""
         if direction not in DIRECTIONS:
-            raise UserError(f"--direction {direction}: use AtoB (photo -> sketch) or BtoA (sketch -> photo)")
-        path = Path(path)
+            raise UserError(f"direction {direction!r}: use AtoB (photo -> sketch) or BtoA (sketch -> photo)", arg="direction")
         name = "G_A" if direction == "AtoB" else "G_B"
-        if path.is_dir():
-            export = layout.export_file(path)
-            if export.is_file():
-                path = export
-            else:
-                found = latest_checkpoint(path)
-                if found is None:
-                    runs = sorted(p for p in path.iterdir() if p.is_dir() and layout.is_run_dir(p))
-                    hint = f"; did you mean --model {runs[0]}?" if runs else ""
-                    raise UserError(f"--model {path}: a directory without export/model.safetensors or checkpoints/{hint}")
-                ckpt_path, state = found
-                from facesketch.config import load_config
-
-                cfg = load_config(base=state["config"])
-                meta = model_meta(cfg)
-                g = build_from_meta(meta, name)
-                g.load_state_dict(state["nets"][name])
-                return cls(g, meta, direction=direction, device=device)
-        if not path.is_file():
-            raise UserError(f"--model {path}: no such file or run directory")
-        meta, sds = read_export(path)
-        if name not in sds:
-            raise UserError(f"--model {path}: the export has no {name} ({direction}); it holds {', '.join(sds)}")
+        if name not in state_dicts:
+            raise UserError(f"{source}: the export has no {name} ({direction}); it holds {', '.join(state_dicts)}")
         g = build_from_meta(meta, name)
         try:
-            g.load_state_dict(sds[name])
+            g.load_state_dict(state_dicts[name])
         except RuntimeError as e:
-            raise UserError(f"--model {path}: weights do not match the stored config ({str(e).splitlines()[0]})") from None
+            raise UserError(f"{source}: weights do not match the stored config ({str(e).splitlines()[0]})") from None
         return cls(g, meta, direction=direction, device=device)
+
+    @classmethod
+    def from_export(cls, path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu") -> "Translator":
+        """From an export file (``.safetensors`` written by training, ``facesketch export`` or the default model)."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such export file")
+        meta, sds = read_export(path)
+        return cls.from_weights(meta, sds, direction, device, source=str(path))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> GeneratorOutput:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CONFIG = "config.yaml"
@@ -44,3 +45,21 @@ def export_file(run_dir: Path) -> Path:
 def is_run_dir(path: Path) -> bool:
     """A folder holding a run's export or checkpoints."""
     return (Path(path) / EXPORT).is_file() or (Path(path) / CHECKPOINTS).is_dir()
+
+
+def parse_stats_line(line: str) -> dict | None:
+    """One stats.jsonl line, or None for a blank, torn or foreign one (a crash or a full disk mid-write)."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def read_stats(path: Path) -> list[dict]:
+    """The records of a stats.jsonl, skipping torn or undecodable lines (bytes that are not UTF-8 count as such)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return [rec for ln in text.splitlines() if (rec := parse_stats_line(ln)) is not None]

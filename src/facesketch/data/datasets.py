@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from facesketch.config import SOURCES
 from facesketch.data import fs2k
 from facesketch.data.images import UnreadableImageError, is_image_file, load_rgb_array
-from facesketch.data.transforms import apply_image, apply_normals, context_view, crop_intrinsics, load_size_for, sample_params
+from facesketch.data.transforms import apply_image, apply_target, context_view, crop_intrinsics, load_size_for, sample_params
 from facesketch.errors import UserError
-
-SOURCES = ("auto", "fs2k", "folders")
 
 
 @dataclass
@@ -81,9 +80,28 @@ def discover(root: str | Path, phase: str = "train", source: str = "auto") -> Do
     return DomainFiles(root, src, A, B, [p.stem for p in A])
 
 
-def normal_map_path(normals_root: Path, data_root: Path, image: Path) -> Path:
-    """Where the pseudo-GT normals of ``image`` live: the image's path relative to the data root, under ``normals_root``, as .npy."""
-    return Path(normals_root) / Path(image).relative_to(data_root).with_suffix(".npy")
+def hold_out(files: DomainFiles, n: int) -> tuple[DomainFiles, list]:
+    """(training files, held-out FS2K records): ``n`` photos of the training split with their own sketches, evenly
+    spread over it (``spread_subset``: every source and style), removed from both domains. ``n`` = 0: (files, [])."""
+    if not n:
+        return files, []
+    if files.source != "fs2k":
+        raise UserError(f"data.holdout={n}: holding out photos with their own sketches needs FS2K (paired annotations); "
+                        "set data.holdout=0 for an unpaired folder layout")  # fmt: skip
+    records = fs2k.load_split(files.root, "train")
+    if n >= len(records):
+        raise UserError(f"data.holdout={n}: the training split has only {len(records)} photos; hold out fewer")
+    held = fs2k.spread_subset(records, n)
+    out = {r.id for r in held}
+    keep = [i for i, r in enumerate(records) if r.id not in out]
+    return replace(files, A=[files.A[i] for i in keep], B=[files.B[i] for i in keep],
+                       ids_A=[files.ids_A[i] for i in keep]), held  # fmt: skip
+
+
+def target_path(target_root: Path, data_root: Path, image: Path) -> Path:
+    """Where a precomputed target of ``image`` lives (e.g. its pseudo-GT normals): the image's path relative to the data
+    root, under ``target_root``, as .npy."""
+    return Path(target_root) / Path(image).relative_to(data_root).with_suffix(".npy")
 
 
 class ImageBank:
@@ -134,11 +152,14 @@ class ImageBank:
         return self._load(i)
 
 
-class NormalBank:
-    """Precomputed normal maps (3, L, L) float16 for the A images, one .npy per photo, checked at start."""
+class TargetBank:
+    """A precomputed per-photo target, (C, L, L) float16, one .npy per photo, checked at start (e.g. normal maps).
 
-    def __init__(self, paths: list[Path], size: int, *, cache: bool = True):
-        self.paths, self.size, self.cache = list(paths), int(size), cache
+    ``negate_x_on_flip``: a mirror flip of the photo also negates channel 0 (the x of a normal map).
+    """
+
+    def __init__(self, paths: list[Path], size: int, *, cache: bool = True, negate_x_on_flip: bool = False):
+        self.paths, self.size, self.cache, self.negate_x_on_flip = list(paths), int(size), cache, negate_x_on_flip
         self._data: np.ndarray | None = None
 
     def validate(self, howto: str) -> None:
@@ -146,18 +167,20 @@ class NormalBank:
         if missing:
             raise UserError(f"{len(missing)} of {len(self.paths)} normal maps are missing (first: {missing[0]}); {howto}")
         first = np.load(self.paths[0], mmap_mode="r", allow_pickle=False)
-        if first.shape != (3, self.size, self.size):
+        if first.ndim != 3 or first.shape[1:] != (self.size, self.size):
             raise UserError(
-                f"{self.paths[0]}: normal map has shape {first.shape}, expected (3, {self.size}, {self.size}) "
+                f"{self.paths[0]}: map has shape {first.shape}, expected (C, {self.size}, {self.size}) "
                 f"(maps are computed at data.load_size); {howto}"
             )
+        self.channels = first.shape[0]
         if self.cache:
             self._data = np.stack([self._read(i) for i in range(len(self.paths))])
 
     def _read(self, i: int) -> np.ndarray:
         arr = np.load(self.paths[i], allow_pickle=False)
-        if arr.shape != (3, self.size, self.size):
-            raise UserError(f"{self.paths[i]}: normal map has shape {arr.shape}, expected (3, {self.size}, {self.size})")
+        want = (getattr(self, "channels", 3), self.size, self.size)
+        if arr.shape != want:
+            raise UserError(f"{self.paths[i]}: map has shape {arr.shape}, expected {want}")
         return arr.astype(np.float16, copy=False)
 
     def __getitem__(self, i: int) -> np.ndarray:
@@ -168,23 +191,31 @@ class UnpairedDataset(Dataset):
     """CycleGAN's unaligned dataset: item i is photo ``i % |A|`` and an independently drawn sketch.
 
     Items are addressed as ``(epoch, i)`` (what ``EpochSampler`` yields; a bare ``i`` means epoch 0) so the
-    draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S) RGB; ``A_index``, ``B_index``; and, when normal maps are given,
-    ``A_normals`` float16 (3, S, S) (same crop as the photo; a flip mirrors the map and negates x) and ``A_intrins``
-    float32 (3, 3), the intrinsics of that crop in the camera the map was computed with (``crop_intrinsics``);
-    with ``context``, ``A_full`` uint8 (3, L, L), the whole load-size photo mirrored like the crop, and ``A_window``
-    int64 [x0, y0, h, w], where the crop sits in it (``A_full[:, y0:y0+h, x0:x0+w]`` is ``A``).
+    draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S)
+    RGB; ``A_index``, ``B_index``; for each precomputed target ``targets[key]``, ``A_<key>`` float16 (C, S, S), the
+    same crop as the photo (a flip mirrors it, and negates channel 0 for normal maps); and the ``context`` entries
+    asked for: ``A_intrins`` float32 (3, 3), the intrinsics of the crop in the camera the targets were computed with
+    (``crop_intrinsics``); ``A_full`` uint8 (3, L, L), the whole load-size photo mirrored like the crop, and
+    ``A_window`` int64 [x0, y0, h, w], where the crop sits in it (``A_full[:, y0:y0+h, x0:x0+w]`` is ``A``).
     Convert images on the device with ``transforms.to_model_range`` (-> [-1, 1]).
     """
 
     def __init__(self, A: ImageBank, B: ImageBank, *, load_size: int, crop_size: int, preprocess: str = "resize_and_crop",
-                 flip: bool = True, seed: int = 0, serial: bool = False, normals: NormalBank | None = None,
-                 context: bool = False):  # fmt: skip
-        self.A, self.B, self.normals, self.context = A, B, normals, context
+                 flip: bool = True, seed: int = 0, serial: bool = False, targets: dict[str, TargetBank] | None = None,
+                 context: tuple[str, ...] = ()):  # fmt: skip
+        unknown = set(context) - {"A_intrins", "A_full", "A_window"}
+        if unknown:
+            raise ValueError(f"unknown context entries {sorted(unknown)} (A_intrins, A_full, A_window)")
+        self.A, self.B, self.targets, self.context = A, B, dict(targets or {}), tuple(context)
         self.load_size, self.crop_size, self.preprocess, self.flip = load_size, crop_size, preprocess, flip
         self.seed, self.serial = int(seed), serial
 
     def __len__(self) -> int:
         return max(len(self.A), len(self.B))
+
+    def load_size_of_A(self) -> int:
+        """The square size the photos (and their targets) are resized to before the crop."""
+        return self.A.size
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         epoch, index = key if isinstance(key, tuple) else (0, key)
@@ -194,10 +225,11 @@ class UnpairedDataset(Dataset):
         kw = dict(load_size=self.load_size, crop_size=self.crop_size, preprocess=self.preprocess, flip=self.flip)
         pa, pb = sample_params(rng, **kw), sample_params(rng, **kw)
         item = {"A": apply_image(self.A[ia], pa), "B": apply_image(self.B[ib], pb), "A_index": ia, "B_index": ib}
-        if self.normals is not None:
-            item["A_normals"] = apply_normals(self.normals[ia], pa)
-            item["A_intrins"] = crop_intrinsics(pa, self.normals.size)  # the camera the target saw, for this crop
-        if self.context:
+        for key, bank in self.targets.items():
+            item[f"A_{key}"] = apply_target(bank[ia], pa, negate_x=bank.negate_x_on_flip)
+        if "A_intrins" in self.context:
+            item["A_intrins"] = crop_intrinsics(pa, self.load_size_of_A())  # the camera the targets saw, for this crop
+        if "A_full" in self.context or "A_window" in self.context:
             item["A_full"], item["A_window"] = context_view(self.A[ia], pa)
         return item
 

@@ -57,6 +57,16 @@ class FS2KRecord:
         return self.image_name.replace("/", "_")
 
 
+def spread_subset(records, n: int) -> list:
+    """``n`` records evenly spread over ``records`` (every ``len // n``-th: both sources of the FS2K test split, photo1
+    and photo3, and all three styles are in it); all if n <= 0."""
+    recs = list(records)
+    if n <= 0 or n >= len(recs):
+        return recs
+    step = len(recs) // n
+    return recs[::step][:n]
+
+
 def find_root(explicit: str | Path | None = None) -> Path | None:
     """The FS2K root: ``explicit``, else $FS2K_ROOT, else ../shared/data/FS2K next to the working directory."""
     import os

@@ -50,13 +50,20 @@ def apply_image(img: np.ndarray, p: AugmentParams) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
 
 
-def apply_normals(normals: np.ndarray, p: AugmentParams) -> torch.Tensor:
-    """(3, H, W) unit normals (x right, y down, z to camera) -> cropped, and on a mirror flip: W reversed AND x negated."""
-    crop = normals[:, p.top : p.top + p.size, p.left : p.left + p.size]
+def apply_target(target: np.ndarray, p: AugmentParams, *, negate_x: bool = False) -> torch.Tensor:
+    """(C, H, W) per-photo target at the load size -> cropped like the photo, mirrored with it; ``negate_x`` also
+    negates channel 0 on a flip (normal maps: x points right)."""
+    crop = target[:, p.top : p.top + p.size, p.left : p.left + p.size]
     if p.flip:
         crop = crop[:, :, ::-1].copy()
-        crop[0] = -crop[0]
+        if negate_x:
+            crop[0] = -crop[0]
     return torch.from_numpy(np.ascontiguousarray(crop))
+
+
+def apply_normals(normals: np.ndarray, p: AugmentParams) -> torch.Tensor:
+    """(3, H, W) unit normals (x right, y down, z to camera) -> cropped, and on a mirror flip: W reversed AND x negated."""
+    return apply_target(normals, p, negate_x=True)
 
 
 def context_view(img: np.ndarray, p: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:

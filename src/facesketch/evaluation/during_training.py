@@ -6,16 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from facesketch.data.fs2k import spread_subset  # noqa: F401  (scripts import it from here too)
 from facesketch.evaluation import METRICS
-
-
-def spread_subset(records: Sequence, n: int) -> list:
-    """``n`` records evenly spread over ``records`` (every ``len // n``-th: both sources of the FS2K test split, photo1 and photo3, and all three styles are in it); all if n <= 0."""
-    recs = list(records)
-    if n <= 0 or n >= len(recs):
-        return recs
-    step = len(recs) // n
-    return recs[::step][:n]
 
 
 def evaluate_translator(

@@ -1,37 +1,18 @@
-"""The paper's prior losses on the photo cycle a -> G_A(a) -> G_B(G_A(a)) = rec_A, as pluggable generator-loss terms.
+"""The paper's prior losses on the photo cycle a -> G_A(a) -> G_B(G_A(a)) = rec_A, registered as loss terms.
 
 A term sees the step's ``CycleTensors`` and returns an unweighted scalar; the training step multiplies it by
-its weight and logs it under its name. New terms plug in without touching the loop.
+its registered weight and logs it under its name (``losses/registry.py``). New terms plug in without touching the loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from facesketch.errors import UserError
-
-
-@dataclass
-class CycleTensors:
-    """Everything a generator-loss term may use. Images are RGB in [-1, 1], (B, 3, H, W)."""
-
-    real_A: torch.Tensor
-    real_B: torch.Tensor
-    fake_B: torch.Tensor
-    rec_A: torch.Tensor
-    fake_A: torch.Tensor
-    rec_B: torch.Tensor
-    normals_A: torch.Tensor | None = None
-    """Pseudo-GT unit normals of real_A, (B, 3, H, W), cropped/flipped like the photo."""
-    intrins_A: torch.Tensor | None = None
-    """(B, 3, 3) intrinsics of each crop in the camera the normal target was computed with (None: fov 60 on the crop)."""
-    context: dict | None = None
-    """Batch entries a term asked for through its ``PriorTerm.context`` (e.g. ``A_full``, ``A_window``)."""
+from facesketch.losses.registry import CycleTensors, LossTerm, PrecomputedTarget, register_loss_term
 
 
 class GeneratorTerm(Protocol):
@@ -61,17 +42,17 @@ class NormalLoss:
 
     name = "normal"
 
-    def __init__(self, estimator: torch.nn.Module, weight: float):
+    def __init__(self, estimator: torch.nn.Module, weight: float = 1.0):
         self.estimator, self.weight = estimator, float(weight)
 
     def networks(self) -> list[torch.nn.Module]:
         return [self.estimator]
 
     def __call__(self, t: CycleTensors) -> torch.Tensor:
-        if t.normals_A is None:
+        if "normals" not in t.targets:
             raise RuntimeError("the normal loss needs precomputed normal maps in the batch (A_normals)")
-        pred = self.estimator((t.rec_A + 1) * 0.5, t.intrins_A)
-        return F.mse_loss(pred.float(), t.normals_A.float())
+        pred = self.estimator((t.rec_A + 1) * 0.5, t.context.get("A_intrins"))
+        return F.mse_loss(pred.float(), t.targets["normals"].float())
 
 
 class EdgeLoss:
@@ -83,7 +64,7 @@ class EdgeLoss:
 
     name = "edge"
 
-    def __init__(self, hed: torch.nn.Module, lpips: torch.nn.Module, weight: float):
+    def __init__(self, hed: torch.nn.Module, lpips: torch.nn.Module, weight: float = 1.0):
         self.hed, self.lpips, self.weight = hed, lpips, float(weight)
 
     def networks(self) -> list[torch.nn.Module]:
@@ -104,7 +85,7 @@ class EdgeLoss:
 class FaceMeshNormalLoss:
     """MSE over the face of face-mesh normals: the normal loss with ``priors.normal_estimator: facemesh``.
 
-    A **substitute** for DSINE (face region only; ``priors/facemesh.py``). The target is precomputed on the whole
+    A **substitute** for DSINE (face region only; ``faces/normals.py``). The target is precomputed on the whole
     load-size photo by ``facesketch normals --estimator facemesh`` (zero vectors off the face) and cropped like the
     photo. The landmark net needs the whole face, which a training crop rarely holds: the reconstruction crop is
     pasted back into its load-size photo (``A_full``, at ``A_window``; pixels outside the crop are the real photo's
@@ -117,7 +98,7 @@ class FaceMeshNormalLoss:
 
     name = "normal"
 
-    def __init__(self, estimator: torch.nn.Module, weight: float):
+    def __init__(self, estimator: torch.nn.Module, weight: float = 1.0):
         self.estimator, self.weight = estimator, float(weight)
         self._no_face = torch.zeros(())
 
@@ -128,7 +109,7 @@ class FaceMeshNormalLoss:
         return {"normal_empty": self._no_face}
 
     def __call__(self, t: CycleTensors) -> torch.Tensor:
-        if t.normals_A is None or not t.context or "A_full" not in t.context:
+        if "normals" not in t.targets or "A_full" not in t.context:
             raise RuntimeError("the face-mesh normal loss needs A_normals, A_full and A_window in the batch")
         full = t.context["A_full"].float() / 255.0
         win = t.context["A_window"]
@@ -139,59 +120,14 @@ class FaceMeshNormalLoss:
             x0, y0, h, w = (int(v) for v in win[i])
             comp[i, :, y0 : y0 + h, x0 : x0 + w] = rec[i]
         pred, m = self.estimator(comp, rois, win)
-        target = t.normals_A.float()
+        target = t.targets["normals"].float()
         mask = m * (target.abs().sum(1, keepdim=True) > 0).to(m.dtype)
         per_image = mask.flatten(1).sum(1)
         self._no_face = (per_image == 0).float().mean().detach()
         return ((pred - target) ** 2 * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
 
 
-# ============================================================================================== the registry
-@dataclass(frozen=True)
-class PrecomputedTarget:
-    """A per-photo target computed before training (one ``.npy`` per photo, (3, L, L) at the load size)."""
-
-    folder: Path
-    """Where the maps are (photo paths relative to the data root, as .npy)."""
-    howto: str
-    """The command that computes them, for the error when some are missing."""
-    estimator: str = "dsine"
-    """What computed them; the folder's manifest must say the same (maps of one estimator never stand in for another's)."""
-
-
-@dataclass(frozen=True)
-class PriorTerm:
-    """One prior loss term, the only place to edit to add one: the loop, the data pipeline and the freeze guard read it.
-
-    ``weight(loss_cfg)`` > 0 turns it on; ``build(loss_cfg, priors_cfg, device)`` returns the term with its frozen
-    networks; ``target(cfg, root)`` names its precomputed per-photo target, if any (served as ``A_normals``,
-    cropped and flipped with the photo, with the crop's ``A_intrins``); ``context(cfg)`` true asks the dataset for
-    the load-size photo (``A_full``) and the crop's window in it (``A_window``). The term's stats key is ``name``;
-    a built term may add stats through a ``stats()`` method.
-    """
-
-    name: str
-    weight: Callable
-    build: Callable
-    target: Callable | None = None
-    context: Callable = lambda cfg: False
-    doc: str = ""
-
-
-PRIOR_TERMS: dict[str, PriorTerm] = {}
-
-
-def register_prior_term(spec: PriorTerm) -> PriorTerm:
-    """Add (or replace) a prior term in the registry; returns it."""
-    PRIOR_TERMS[spec.name] = spec
-    return spec
-
-
-def active_prior_terms(loss_cfg) -> list[PriorTerm]:
-    """The registered terms whose weight is > 0 under ``loss_cfg``, in registration order."""
-    return [s for s in PRIOR_TERMS.values() if float(s.weight(loss_cfg)) > 0]
-
-
+# ============================================================================================== the terms
 def _build_edge(loss_cfg, priors_cfg, device):
     from facesketch.priors.build import build_edge_detector, build_lpips
 
@@ -200,15 +136,15 @@ def _build_edge(loss_cfg, priors_cfg, device):
     hed = build_edge_detector(priors_cfg.hed, device=device)
     lp = build_lpips(priors_cfg.lpips_net, device=device, trunk_source=priors_cfg.lpips_trunk,
                      heads_path=priors_cfg.lpips_heads or None)  # fmt: skip
-    return EdgeLoss(hed, lp, loss_cfg.lambda_edge)
+    return EdgeLoss(hed, lp)
 
 
 def _build_normal(loss_cfg, priors_cfg, device):
     if priors_cfg.normal_estimator == "facemesh":
-        from facesketch.priors.facemesh import build_facemesh_estimator
+        from facesketch.faces.normals import build_facemesh_estimator
 
         est = build_facemesh_estimator(priors_cfg.mediapipe_dir or None, device=device)
-        return FaceMeshNormalLoss(est, loss_cfg.lambda_normal)
+        return FaceMeshNormalLoss(est)
     from facesketch.priors.dsine import build_normal_estimator
 
     if priors_cfg.dsine_synthetic_seed >= 0:
@@ -220,16 +156,12 @@ def _build_normal(loss_cfg, priors_cfg, device):
         # the user's path, else the verified dsine.pt of the weight cache (`facesketch weights fetch dsine`)
         path = resolve("dsine", priors_cfg.dsine_weights or None)
         est = build_normal_estimator(path, prediction=priors_cfg.dsine_prediction, device=device)
-    return NormalLoss(est, loss_cfg.lambda_normal)
-
-
-def default_normals_dir(root: Path, estimator: str) -> Path:
-    """Where ``facesketch normals`` puts an estimator's maps by default: ROOT/normals (DSINE), ROOT/normals-facemesh."""
-    return Path(root) / ("normals" if estimator == "dsine" else f"normals-{estimator}")
+    return NormalLoss(est)
 
 
 def _normal_target(cfg, root: Path) -> PrecomputedTarget:
     from facesketch.data.transforms import load_size_for
+    from facesketch.losses.targets import default_normals_dir
 
     est = cfg.priors.normal_estimator
     folder = Path(cfg.data.normals_dir) if cfg.data.normals_dir else default_normals_dir(root, est)
@@ -237,42 +169,19 @@ def _normal_target(cfg, root: Path) -> PrecomputedTarget:
     flag = "" if est == "dsine" else f" --estimator {est}"
     howto = (f"run `facesketch normals {root}{flag} --out {folder} --size {size}` first (or set data.normals_dir, "
              f"or loss.lambda_normal=0 to train without the normal loss)")  # fmt: skip
-    return PrecomputedTarget(folder, howto, est)
+    return PrecomputedTarget(folder, howto, est, key="normals", negate_x_on_flip=True, estimator_setting="priors.normal_estimator")
 
 
-register_prior_term(PriorTerm("edge", lambda lc: lc.lambda_edge, _build_edge,
-                              doc="LPIPS between HED edge maps of the photo and of its reconstruction"))  # fmt: skip
-register_prior_term(PriorTerm("normal", lambda lc: lc.lambda_normal, _build_normal, target=_normal_target,
-                              context=lambda cfg: cfg.priors.normal_estimator == "facemesh",
-                              doc="MSE between normals of the photo (precomputed) and of its reconstruction"))  # fmt: skip
+def _normal_context(cfg) -> tuple[str, ...]:
+    # DSINE sees the crop through the target's camera; the face mesh needs the whole photo around the crop
+    return ("A_full", "A_window") if cfg.priors.normal_estimator == "facemesh" else ("A_intrins",)
 
 
-def check_target_manifest(target: PrecomputedTarget) -> None:
-    """Refuse maps another estimator computed (the folder's manifest.json names it; DSINE's older manifests don't)."""
-    import json
-
-    mpath = target.folder / "manifest.json"
-    if not mpath.is_file():
-        return
-    try:
-        settings = json.loads(mpath.read_text()).get("settings", {})
-    except (OSError, ValueError):
-        raise UserError(f"{mpath}: unreadable manifest; delete it and rerun `facesketch normals`") from None
-    found = settings.get("estimator", "dsine")
-    if found != target.estimator:
-        raise UserError(f"{target.folder}: these normal maps were computed by {found}, but priors.normal_estimator is "
-                        f"{target.estimator}; {target.howto}")  # fmt: skip
-
-
-def build_prior_terms(loss_cfg, priors_cfg, device: torch.device) -> list:
-    """The enabled prior terms with their frozen networks on ``device`` (raises UserError for missing weights)."""
-    terms = [spec.build(loss_cfg, priors_cfg, device) for spec in active_prior_terms(loss_cfg)]
-    for t in terms:
-        for net in t.networks():
-            for p in net.parameters():
-                if p.requires_grad:
-                    raise UserError(f"internal error: prior network of the {t.name} loss is not frozen")
-    return terms
+register_loss_term(LossTerm("edge", lambda lc: lc.lambda_edge, _build_edge, group="prior",
+                            doc="LPIPS between HED edge maps of the photo and of its reconstruction"))  # fmt: skip
+register_loss_term(LossTerm("normal", lambda lc: lc.lambda_normal, _build_normal, target=_normal_target,
+                            context=_normal_context, group="prior",
+                            doc="MSE between normals of the photo (precomputed) and of its reconstruction"))  # fmt: skip
 
 
 def fetch_registry_weights(priors_cfg) -> None:

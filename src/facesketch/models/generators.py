@@ -26,6 +26,11 @@ class GeneratorOutput(NamedTuple):
     content: torch.Tensor | None = None
 
 
+def mask_labels(k: int) -> list[str]:
+    """The names of an attention generator's ``k`` masks, in order: 'A1' ... 'A{k-1}' (foreground), 'background'."""
+    return [f"A{i + 1}" for i in range(k - 1)] + ["background"]
+
+
 def _norm(ch: int) -> nn.Module:
     # AttentionGAN hard-codes InstanceNorm without affine parameters or running statistics
     return nn.InstanceNorm2d(ch, affine=False, track_running_stats=False)

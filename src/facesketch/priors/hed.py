@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesketch.errors import UserError
-from facesketch.priors.frozen import FrozenPrior, InputConvention
 
 # Caffe HED's BGR pixel means (0-255 scale) that the official network subtracts from its input.
 HED_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesketch.errors import UserError
-from facesketch.priors.frozen import FrozenPrior, InputConvention
 
 # v0.1 ScalingLayer constants: maps [-1,1] RGB to roughly ImageNet-normalised values.
 _SHIFT = (-0.030, -0.088, -0.188)

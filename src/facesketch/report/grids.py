@@ -46,13 +46,13 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
 
 def attention_panel(image: np.ndarray, attention: np.ndarray, output: np.ndarray | None = None) -> np.ndarray:
     """Input (H, W, 3) uint8, its attention masks (K+1, H, W) in [0, 1] and optionally the output, as one labelled row."""
-    k = attention.shape[0]
+    from facesketch.models.generators import mask_labels
+
     cells = [label_image(image, "input")]
     if output is not None:
         cells.append(label_image(output, "output"))
-    for i in range(k):
-        name = "bg" if i == k - 1 else f"A{i + 1}"
-        cells.append(label_image(mask_to_rgb(attention[i]), f"{name} {attention[i].mean():.2f}"))
+    for name, m in zip(mask_labels(attention.shape[0]), attention):
+        cells.append(label_image(mask_to_rgb(m), f"{name} {m.mean():.2f}"))
     return tile([cells])
 
 

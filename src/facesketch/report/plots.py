@@ -9,14 +9,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-GROUPS = [
-    ("Generator (adversarial)", ["G_A", "G_B"]),
-    ("Cycle / identity (weighted)", ["cycle_A", "cycle_B", "idt_A", "idt_B"]),
-    ("Prior losses (weighted)", ["edge", "normal"]),
+# the step's other scalars; the loss terms' panels come from the loss-term registry (every registered term is drawn)
+OTHER_GROUPS = [
     ("Discriminators", ["D_A", "D_B"]),
     ("Attention background mass", ["attn_bg_A", "attn_bg_B"]),
     ("Learning rate", ["lr"]),
 ]
+
+
+def groups() -> list[tuple[str, list[str]]]:
+    """(panel title, stats keys): the registry's loss-term groups, then the discriminators, attention and lr."""
+    from facesketch.losses.registry import curve_groups
+
+    return curve_groups() + OTHER_GROUPS
 
 
 def _metric_keys() -> list[str]:
@@ -28,14 +33,14 @@ def _metric_keys() -> list[str]:
 
 def plot_losses(records: list[dict], out: Path, *, title: str = "") -> Path | None:
     """One panel per group of keys present in the records; x axis = step. Returns the PNG path (None if nothing to plot)."""
-    groups = [(t, [k for k in keys if any(k in r for r in records)]) for t, keys in GROUPS]
-    groups = [(t, ks) for t, ks in groups if ks]
-    if not groups:
+    panels = [(t, [k for k in keys if any(k in r for r in records)]) for t, keys in groups()]
+    panels = [(t, ks) for t, ks in panels if ks]
+    if not panels:
         return None
     cols = 3
-    rows = (len(groups) + cols - 1) // cols
+    rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (t, keys) in zip(axes.flat, groups):
+    for ax, (t, keys) in zip(axes.flat, panels):
         for k in keys:
             pts = [(r["step"], r[k]) for r in records if k in r]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1.2)
@@ -43,7 +48,7 @@ def plot_losses(records: list[dict], out: Path, *, title: str = "") -> Path | No
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(groups):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -27,16 +27,15 @@ def _attention_panels(run: Path, cfg: dict, n: int = 3) -> list[np.ndarray]:
     from facesketch.data.datasets import discover
     from facesketch.data.images import load_rgb
     from facesketch.errors import UserError
-    from facesketch.report.grids import attention_panel
     from facesketch.inference import Translator
-
     from facesketch.models.generators import GENERATORS
+    from facesketch.report.grids import attention_panel
 
     spec = GENERATORS.get(cfg.get("model", {}).get("generator", "attention"))
     if spec is None or not spec.attention:
         return []
     try:
-        tr = Translator.from_path(run)
+        tr = Translator.from_export(layout.export_file(run))  # a finished run's export (the report is its last act)
         root = cfg["data"]["root"]
         if not root:
             from facesketch.data import fs2k
@@ -74,14 +73,13 @@ def _evaluation_sections(run: Path) -> list[str]:
 def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` (images embedded, no external files) for the run directory ``run``; returns its path."""
     from facesketch.errors import UserError
-    from facesketch.training.stats import read_stats
 
     run = Path(run)
     cfg_path = run / layout.CONFIG
     if not cfg_path.is_file():
         raise UserError(f"{run}: no config.yaml here: not a facesketch run directory")
     cfg = yaml.safe_load(cfg_path.read_text())
-    stats = read_stats(run / layout.STATS)
+    stats = layout.read_stats(run / layout.STATS)
     out = Path(out) if out else run / layout.REPORT
     parts = [f"<h1>facesketch run: {H.esc(cfg.get('name', run.name))}</h1>", f"<p class=muted>{H.esc(run.resolve())}</p>"]
     train_stats = [r for r in stats if "G_total" in r]

@@ -149,12 +149,13 @@ class DemoModel:
     """The model behind the demo: a Translator per available direction, the face detector, one inference at a time."""
 
     def __init__(self, model: str | Path, *, device: str = "cpu"):
-        from facesketch.inference import DIRECTIONS, Translator
+        from facesketch.inference import DIRECTIONS
+        from facesketch.translate.load import load_translator
 
         self.translators = {}
         for d in DIRECTIONS:
             try:
-                self.translators[d] = Translator.from_path(model, direction=d, device=device)
+                self.translators[d] = load_translator(model, direction=d, device=device)
             except UserError:
                 if d == "AtoB":  # the photo -> sketch generator is what the demo is for
                     raise
@@ -168,7 +169,7 @@ class DemoModel:
         self._lock = threading.Lock()  # CPU inference: one request at a time is faster than several competing
 
     def info(self) -> dict:
-        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": int(self.meta.get("image_size") or self.meta["crop_size"]),
+        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": self.translators["AtoB"].size,
                 "directions": list(self.translators), "face_detection": self.detector is not None}  # fmt: skip
 
     def run(self, img: np.ndarray, *, direction: str = "AtoB", align: bool = True) -> dict:
@@ -180,41 +181,40 @@ class DemoModel:
         outputs composited into the input (long side at most 2048), ``detections``: the input with boxes drawn.
         """
         from facesketch.faces import draw_faces
-        from facesketch.translate import translate_faces
+        from facesketch.translate.image import TranslateOptions, translate_image
 
         tr = self.translators[direction]
         h, w = img.shape[:2]
         answer = {"direction": direction, "width": w, "height": h, "aligned": False, "faces": 0, "no_face": False,
                   "results": [], "pasted": None, "detections": None}  # fmt: skip
+        face_path = align and self.detector is not None
         with self._lock:
-            ft = translate_faces(tr, img, self.detector) if align and self.detector is not None else None
-            if ft is not None and ft.faces:
-                answer.update(aligned=True, faces=len(ft.faces))
-                for i, (f, a, y, m) in enumerate(zip(ft.faces, ft.aligned, ft.outputs, ft.attention)):
-                    answer["results"].append(self._result(f"face{i}", a.image, y, m, box=f.box, from_eyes=a.from_eyes))
-                answer["pasted"] = png_data_url(_fit(ft.pasted(img), MAX_PASTED_SIDE))
-                answer["detections"] = png_data_url(_fit(draw_faces(img, ft.faces), MAX_OVERLAY_SIDE))
-                n = len(ft.faces)
-                answer["message"] = f"{n} face{'s' if n > 1 else ''} found, aligned and translated."
-            else:
-                (y,), (m,) = tr.translate_arrays([img], return_attention=True)
-                small = np.asarray(Image.fromarray(img).resize((tr.size, tr.size), Image.BICUBIC))
-                answer["results"].append(self._result("image", small, y, m))
-                if ft is not None:
-                    answer["no_face"] = True
-                    answer["message"] = "No face found: translated the whole image instead."
-                else:
-                    answer["message"] = "Translated the whole image (resized to the model size)."
+            t = translate_image(tr, img, TranslateOptions(align=face_path, whole_frame_fallback=True), self.detector)
+        names = [f"face{i}" for i in range(len(t.faces))] if t.faces else ["image"]
+        for i, name in enumerate(names):
+            face = t.faces[i] if t.faces else None
+            answer["results"].append(self._result(name, t.inputs[i], t.outputs[i], t.attention[i],
+                                                  box=face.box if face else None,
+                                                  from_eyes=t.aligned[i].from_eyes if face else None))  # fmt: skip
+        if t.faces:
+            n = len(t.faces)
+            answer.update(aligned=True, faces=n, message=f"{n} face{'s' if n > 1 else ''} found, aligned and translated.",
+                          pasted=png_data_url(_fit(t.pasted(img), MAX_PASTED_SIDE)),
+                          detections=png_data_url(_fit(draw_faces(img, t.faces), MAX_OVERLAY_SIDE)))  # fmt: skip
+        elif t.no_face:
+            answer.update(no_face=True, message="No face found: translated the whole image instead.")
+        else:
+            answer["message"] = "Translated the whole image (resized to the model size)."
         return answer
 
     @staticmethod
     def _result(name, inp, out, attention, *, box=None, from_eyes=None) -> dict:
+        from facesketch.models.generators import mask_labels
+
         masks = None
         if attention is not None:
-            k = attention.shape[0]
-            masks = [{"label": "background" if i == k - 1 else f"A{i + 1}", "mean": float(attention[i].mean()),
-                      "image": png_data_url((np.clip(attention[i], 0, 1) * 255 + 0.5).astype(np.uint8))}
-                     for i in range(k)]  # fmt: skip
+            masks = [{"label": label, "mean": float(m.mean()), "image": png_data_url((np.clip(m, 0, 1) * 255 + 0.5).astype(np.uint8))}
+                     for label, m in zip(mask_labels(attention.shape[0]), attention)]  # fmt: skip
         return {"name": name, "box": None if box is None else [round(v, 1) for v in box], "from_eyes": from_eyes,
                 "input": png_data_url(inp), "output": png_data_url(out), "attention": masks}  # fmt: skip
 
@@ -222,7 +222,7 @@ class DemoModel:
 def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_megapixels: float = 50,
                device: str = "cpu"):  # fmt: skip
     """The FastAPI application for ``model`` (a run directory, an export file, or a loaded DemoModel)."""
-    from facesketch.serve.page import PAGE
+    page_html = (Path(__file__).resolve().parent / "static" / "index.html").read_text(encoding="utf-8")
 
     if max_upload_mb <= 0 or max_megapixels <= 0:
         raise UserError("--max-upload-mb and --max-megapixels must be positive")
@@ -236,7 +236,7 @@ def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_
 
     @app.get("/", response_class=HTMLResponse)
     def page():
-        return HTMLResponse(PAGE, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(page_html, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"})
 
     @app.get("/api/info")
     def info():

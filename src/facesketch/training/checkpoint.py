@@ -1,4 +1,4 @@
-"""Checkpoints: full training state (atomic, resumable) and a light generator export (safetensors + config).
+"""Checkpoints: the full training state, written atomically and verified, resumable (the export is ``models/export_file.py``).
 
 Neither kind ever executes code when loaded: training states are read with ``torch.load(weights_only=True)``
 (tensors, numbers, strings, lists and dicts only) and exports are safetensors.
@@ -6,7 +6,6 @@ Neither kind ever executes code when loaded: training states are read with ``tor
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -14,13 +13,12 @@ from pathlib import Path
 import torch
 
 from facesketch import run_layout as layout
-from facesketch.atomic import atomic_output, atomic_write_bytes
+from facesketch.atomic import atomic_output
 from facesketch.errors import UserError
 from facesketch.tensorfile import read_weights_only
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT = "facesketch-train-state/1"
-EXPORT_FORMAT = "facesketch-generator/1"
 
 
 def state_digest(obj) -> str:
@@ -178,48 +176,3 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     for p in found:
         p.unlink(missing_ok=True)
     return found
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# light export
-
-
-def export_generators(path: Path, generators: dict[str, torch.nn.Module], meta: dict, *, half: bool = False) -> Path:
-    """Write ``{'G_A': module, 'G_B': module}`` into one safetensors file with the model config in its metadata.
-
-    ``meta`` must hold what inference needs: model architecture fields and the image sizes.
-    """
-    from facesketch.tensorfile import safetensors_bytes
-
-    tensors = {}
-    for name, g in generators.items():
-        for k, v in g.state_dict().items():
-            v = v.detach().cpu()
-            tensors[f"{name}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
-    path = Path(path)
-    data = safetensors_bytes(tensors, {"format": EXPORT_FORMAT, "config": json.dumps(meta)})  # the same bytes every time
-    atomic_write_bytes(path, data)
-    return path
-
-
-def read_export(path: Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
-    """(meta, {'G_A': state_dict, 'G_B': state_dict}) from an export file (safetensors: no code execution)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
-            if md.get("format") != EXPORT_FORMAT:
-                raise UserError(f"{path}: not a facesketch generator export (no '{EXPORT_FORMAT}' metadata)")
-            meta = json.loads(md["config"])
-            sds: dict[str, dict] = {}
-            for k in f.keys():
-                net, _, rest = k.partition(".")
-                t = f.get_tensor(k)
-                sds.setdefault(net, {})[rest] = t.float() if t.is_floating_point() else t
-    except SafetensorError as e:
-        raise UserError(f"{path}: not a safetensors file ({e})") from None
-    except (OSError, json.JSONDecodeError, KeyError) as e:
-        raise UserError(f"{path}: unreadable export ({type(e).__name__}: {e})") from None
-    return meta, sds

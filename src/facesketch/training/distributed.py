@@ -1,4 +1,4 @@
-"""Process-group set-up for `torchrun` (NCCL on CUDA, gloo on CPU) and device selection; a no-op for one process."""
+"""Process-group set-up for `torchrun` (NCCL on CUDA, gloo on CPU); a no-op for one process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from facesketch.errors import UserError
+from facesketch.device import pick_device
 
 
 @dataclass
@@ -25,19 +25,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(pref: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:<local_rank> when CUDA is available, else cpu; 'cuda' without a GPU is a UserError."""
-    if pref == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if pref.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {pref}: CUDA is not available on this machine (use --device cpu)")
-        return torch.device(f"cuda:{local_rank}") if pref == "cuda" else torch.device(pref)
-    if pref == "cpu":
-        return torch.device("cpu")
-    raise UserError(f"--device {pref}: use auto, cpu, cuda or cuda:N")
 
 
 def init_distributed(device_pref: str = "auto") -> DistInfo:

@@ -15,26 +15,36 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from facesketch import run_layout as layout
 from facesketch.config import Config, save_config
 from facesketch.data import fs2k
-from facesketch.data.datasets import (EpochSampler, ImageBank, NormalBank, UnpairedDataset, build_banks, discover,
-                                      normal_map_path)  # fmt: skip
+from facesketch.data.datasets import (
+    EpochSampler,
+    ImageBank,
+    TargetBank,
+    UnpairedDataset,
+    build_banks,
+    discover,
+    hold_out,
+    target_path,  # fmt: skip
+)
 from facesketch.data.transforms import from_model_range, load_size_for, to_model_range
+from facesketch.device import amp_dtype
 from facesketch.errors import UserError
+from facesketch.losses import priors as _priors  # noqa: F401  (registers the prior terms)
 from facesketch.losses.gan import ImagePool
-from facesketch.losses.priors import active_prior_terms, build_prior_terms, check_target_manifest
+from facesketch.losses.registry import active_terms, build_terms, check_target_manifest
 from facesketch.models import build_discriminator_from, build_generator_from
 from facesketch.training import checkpoint as ck
 from facesketch.training.distributed import DistInfo, barrier, init_distributed, shutdown
+from facesketch.training.evaluator import make_evaluator
+from facesketch.training.run import RunLog, RunOutputs, StopSignals, environment, prepare_run_dir
 from facesketch.training.state import TrainState
 from facesketch.training.stats import StatsAccumulator, StatsWriter
 from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
@@ -59,50 +69,6 @@ def resolve_data_root(cfg: Config) -> Path:
     if root is None:
         raise UserError(f"data.root is not set and {fs2k.FS2K_HOWTO}")
     return root
-
-
-def split_holdout(files, n: int):
-    """(training files, held-out FS2K records): ``n`` photos of the training split with their own sketches, evenly
-    spread over it (``spread_subset``: every source and style), removed from both domains. ``n`` = 0: (files, [])."""
-    if not n:
-        return files, []
-    from facesketch.evaluation.during_training import spread_subset
-
-    if files.source != "fs2k":
-        raise UserError(f"data.holdout={n}: holding out photos with their own sketches needs FS2K (paired annotations); "
-                        "set data.holdout=0 for an unpaired folder layout")  # fmt: skip
-    records = fs2k.load_split(files.root, "train")
-    if n >= len(records):
-        raise UserError(f"data.holdout={n}: the training split has only {len(records)} photos; hold out fewer")
-    held = spread_subset(records, n)
-    out = {r.id for r in held}
-    keep = [i for i, r in enumerate(records) if r.id not in out]
-    return dataclasses.replace(files, A=[files.A[i] for i in keep], B=[files.B[i] for i in keep],
-                       ids_A=[files.ids_A[i] for i in keep]), held  # fmt: skip
-
-
-def _amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    if setting == "off":
-        return None
-    if setting == "fp16":
-        return torch.float16
-    if setting == "bf16":
-        return torch.bfloat16
-    # auto: bf16 on GPUs that support it, and on CPUs with AMX tiles (oneDNN runs bf16 convolutions ~3x faster
-    # there, see docs/benchmarks.md); fp32 elsewhere, where CPU bf16 is emulated and slower than fp32
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu" and cpu_has_amx():
-        return torch.bfloat16
-    return None
-
-
-def cpu_has_amx() -> bool:
-    """True on CPUs with AMX tiles and oneDNN bf16 support (Intel Sapphire Rapids and later)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and bool(torch.cpu._init_amx())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _adam(params, cfg: Config, device: torch.device) -> torch.optim.Adam:
@@ -155,85 +121,6 @@ def save_samples(run_dir: Path, step: int, G: CycleGenerators, fixed: tuple[torc
     return path
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
-    """Check ``run_dir`` before anything slow happens: a folder we can write, holding a run exactly when resuming.
-
-    With ``write`` (the main process): creates it, proves it writable, removes the temporary files of writes a
-    crash interrupted, and moves the stats of an earlier run that never wrote a checkpoint aside (stats.prev.jsonl),
-    so a new run never appends to another run's statistics.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir}: is a file, not a folder; choose another --out")
-    has_ckpt = bool(ck.list_checkpoints(run_dir))
-    if resume and not has_ckpt:
-        raise UserError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} (start a new run without --resume)")
-    if not resume and has_ckpt:
-        raise UserError(f"--out {run_dir} already holds a training run: pass --resume to continue it, or choose another --out")
-    if not write:
-        return
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)  # checkpoints/ comes with the first checkpoint
-        probe = run_dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"facesketch")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"--out {run_dir}: cannot write there ({e.strerror or e}); choose a writable --out") from None
-    left = ck.remove_leftovers(run_dir)
-    if left:
-        print(f"removed {len(left)} temporary file(s) left by interrupted writes in {run_dir}")
-    stats = run_dir / layout.STATS
-    if not resume and stats.exists():
-        os.replace(stats, run_dir / layout.STATS_PREVIOUS)
-        print(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
-
-
-class RunLog:
-    """``log.txt`` beside ``stats.jsonl``: what the run printed, one timestamped line each (appended on resume)."""
-
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.path = run_dir / layout.LOG if enabled else None
-
-    def __call__(self, msg: str, *, echo: bool = True, err: bool = False) -> None:
-        if echo:
-            print(msg, file=sys.stderr if err else sys.stdout)
-        if self.path is not None:
-            try:
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {msg.strip()}\n")
-            except OSError:
-                pass  # the log is a convenience; checkpoints and stats report their own write errors
-
-
-def environment(device: torch.device, amp) -> dict:
-    """What produced a run: versions, machine, device, precision, the code's git revision and the command line."""
-    import platform
-    import subprocess
-
-    from facesketch import __version__
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))  # fmt: skip
-    except (OSError, StopIteration):
-        pass
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)  # fmt: skip
-        git = rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        git = None
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "facesketch": __version__, "git": git, "torch": torch.__version__,
-        "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
-        "amp": str(amp).replace("torch.", "") if amp is not None else "fp32", "argv": sys.argv,
-    }  # fmt: skip
-
-
 def _check_finite(stats: dict, step: int) -> None:
     """Stop on the first non-finite loss term, naming the step and the term (before any checkpoint is written)."""
     values = torch.stack([v.detach().float().reshape(()) for v in stats.values()])
@@ -244,48 +131,18 @@ def _check_finite(stats: dict, step: int) -> None:
                     "as they were (lower train.lr, check the data, or --resume from the last checkpoint)")  # fmt: skip
 
 
-class _StopSignals:
-    """SIGINT/SIGTERM ask the loop to stop after the current step (it then checkpoints); a second one stops at once."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:  # the second one: give up waiting for the step
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\nsignal {signum}: stopping after this step (checkpoint first); send it again to stop at once", file=sys.stderr)
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
-
-
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict:
     """Train a model as ``cfg`` says, writing everything into ``run_dir``. Returns a summary dict (rank 0)."""
     run_dir = Path(run_dir)
     dist = init_distributed(cfg.train.device)
     try:
-        with _StopSignals() as signals:
+        with StopSignals() as signals:
             return _train(cfg, run_dir, resume, dist, signals)
     finally:
         shutdown(dist)
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _StopSignals) -> dict:
+def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: StopSignals) -> dict:
     t, device, main = cfg.train, dist.device, dist.is_main
     prepare_run_dir(run_dir, resume, write=main)
     state = None
@@ -299,34 +156,35 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         say(f"resuming from {found[0]} (step {state['step']})")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
-    amp = _amp_dtype(t.amp, device)
+    amp = amp_dtype(t.amp, device)
     channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
 
     # ---- frozen priors first: a missing weight file should fail before minutes of data loading
-    terms = build_prior_terms(cfg.loss, cfg.priors, device)
-    specs = active_prior_terms(cfg.loss)  # what the enabled terms ask of the data pipeline
+    terms = build_terms(cfg.loss, cfg.priors, device)
+    specs = active_terms(cfg.loss)  # what the enabled built terms ask of the data pipeline
 
-    # ---- data: validated once, cached as uint8
+    # ---- data: validated once, cached as uint8; each term's precomputed target served by its key
     root = resolve_data_root(cfg)
     files = discover(root, "train", cfg.data.source)
-    files, holdout = split_holdout(files, cfg.data.holdout)
+    files, holdout = hold_out(files, cfg.data.holdout)
     if cfg.data.max_items:
         files.A, files.B, files.ids_A = files.A[: cfg.data.max_items], files.B[: cfg.data.max_items], files.ids_A[: cfg.data.max_items]
     A, B = build_banks(files, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
                        cache=cfg.data.cache, progress=t.progress and main)  # fmt: skip
-    normals = None
-    targets = [spec.target(cfg, root) for spec in specs if spec.target is not None]
-    if len(targets) > 1:
-        raise UserError(f"{len(targets)} enabled prior terms need a precomputed target; the data pipeline serves one")
-    if targets:
-        target = targets[0]
-        size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
+    size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
+    targets = {}
+    for spec in specs:
+        if spec.target is None:
+            continue
+        target = spec.target(cfg, root)
         check_target_manifest(target)
-        normals = NormalBank([normal_map_path(target.folder, root, p) for p in files.A], size, cache=cfg.data.cache)
-        normals.validate(target.howto)
-    context = any(spec.context(cfg) for spec in specs)
+        bank = TargetBank([target_path(target.folder, root, p) for p in files.A], size, cache=cfg.data.cache,
+                          negate_x_on_flip=target.negate_x_on_flip)  # fmt: skip
+        bank.validate(target.howto)
+        targets[target.key] = bank
+    context = tuple(sorted({k for spec in specs for k in spec.context(cfg)}))
     dataset = UnpairedDataset(A, B, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
-                              flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, normals=normals,
+                              flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, targets=targets,
                               context=context)  # fmt: skip
     sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
     workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, (os.cpu_count() or 1) - 1))
@@ -366,7 +224,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
                disable=not (t.progress and main), dynamic_ncols=True)  # fmt: skip
     out = RunOutputs(StatsWriter(run_dir, enabled=main, resume_step=ts.step if state is not None else None), say, bar,
                      steps_per_epoch * t.batch_size, dist.world)  # fmt: skip
-    evaluator = _make_evaluator(cfg, root, ts.G_eval, device, holdout, raw=ts.G if ts.ema is not None else None) \
+    evaluator = make_evaluator(cfg, root, ts.G_eval, device, holdout, raw=ts.G if ts.ema is not None else None) \
         if (t.eval_every and main) else None
     say(f"run: {run_dir}  device: {device}  amp: {amp}  steps/epoch: {steps_per_epoch}  epochs: {total_epochs}"
         f"  images: {len(A)} photos / {len(B)} sketches", echo=main)  # fmt: skip
@@ -383,10 +241,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
         for batch in loader:
             real_A = to_model_range(batch["A"].to(device, non_blocking=True))
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
-            normals_A = batch["A_normals"].to(device, non_blocking=True).float() if "A_normals" in batch else None
-            intrins_A = batch["A_intrins"].to(device) if "A_intrins" in batch else None
-            ctx = {k: batch[k].to(device) for k in ("A_full", "A_window") if k in batch} or None
-            stats = step_fn(real_A, real_B, normals_A, intrins_A, ctx)
+            tgt = {k: batch[f"A_{k}"].to(device, non_blocking=True).float() for k in targets}
+            ctx = {k: batch[k].to(device) for k in context}
+            stats = step_fn(real_A, real_B, tgt, ctx)
             _check_finite(stats, ts.step + 1)
             ts.step += 1
             ts.update_ema()
@@ -430,10 +287,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: _S
                "exit_code": 128 + int(signals.signum) if stop_reason == "signal" else 0}  # fmt: skip
     if main:
         save_samples(run_dir, ts.step, ts.G_eval, fixed)
-        from facesketch.inference import model_meta
+        from facesketch.models.export_file import export_generators, model_meta
 
         G_out = ts.G_eval
-        ck.export_generators(run_dir / layout.EXPORT, {"G_A": G_out.G_A, "G_B": G_out.G_B}, model_meta(cfg))
+        export_generators(run_dir / layout.EXPORT, {"G_A": G_out.G_A, "G_B": G_out.G_B}, model_meta(cfg))
         out.writer.close()
         from facesketch.report.run_report import write_run_report
 
@@ -470,77 +327,3 @@ def build_state(cfg: Config, dist: DistInfo, device: torch.device, amp, channels
                       ema_decay=t.ema_decay)  # fmt: skip
 
 
-class RunOutputs:
-    """Where a run reports: stats.jsonl lines (means since the last line), log.txt, the progress bar."""
-
-    def __init__(self, writer: StatsWriter, say: RunLog, bar, samples_per_epoch: int, world: int):
-        self.writer, self.say, self.bar = writer, say, bar
-        self.samples_per_epoch, self.world = samples_per_epoch, world
-        self.t_log = time.time()
-
-    def _epoch(self, ts: TrainState) -> float:
-        return ts.epoch + ts.done_in_epoch / self.samples_per_epoch
-
-    def log_line(self, ts: TrainState, partial: bool = False) -> None:
-        """One stats.jsonl line: the means since the last one. ``partial``: the stop's unfinished interval (a resume
-        drops it and completes the interval from the checkpoint, so its lines match an uninterrupted run's)."""
-        values = ts.acc.pop()
-        now = time.time()
-        values["lr"] = ts.opt_G.param_groups[0]["lr"]
-        values["images_per_s"] = ts.n_log * self.world / max(now - self.t_log, 1e-9)
-        if partial:
-            values["partial"] = 1.0
-        self.t_log, ts.n_log = now, 0
-        self.writer.write(ts.step, self._epoch(ts), values)
-        self.say(f"step {ts.step}  epoch {self._epoch(ts):.3f}  " + "  ".join(f"{k} {v:.4g}" for k, v in values.items()),
-                 echo=False)  # fmt: skip
-        self.bar.set_postfix(G=f"{values['G_total']:.3f}", D=f"{values['D_A'] + values['D_B']:.3f}", refresh=False)
-
-    def log_evaluation(self, ts: TrainState, metrics: dict) -> None:
-        """``metrics``: {'lpips': ..., ...}, keys with a '/' (e.g. 'raw/lpips') logged as 'eval_raw/lpips'."""
-        self.writer.write(ts.step, float(ts.epoch), {(f"eval_{k}" if "/" in k else f"eval/{k}"): v for k, v in metrics.items()})
-        self.say(f"epoch {ts.epoch} evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), echo=False)
-
-
-def _make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device, holdout: list = (),
-                    raw: CycleGenerators | None = None):  # fmt: skip
-    """A closure evaluating G_A on the held-out training photos (``data.holdout``), else on a fixed subset of the FS2K
-    test split (five metrics); None without FS2K. With ``raw`` (the trained weights when ``G`` is their EMA), those
-    are scored too, as 'raw/<metric>', so every EMA run measures what the average buys."""
-    if not fs2k.is_fs2k_root(root):
-        print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
-        return None
-    from facesketch.evaluation.during_training import evaluate_translator, spread_subset
-    from facesketch.inference import Translator, model_meta
-
-    from facesketch.evaluation import METRICS
-    from facesketch.errors import UserError as _UserError
-
-    if holdout:
-        records = list(holdout)
-    else:
-        records = spread_subset([r for r in fs2k.load_split(root, "test") if r.photo and r.sketch], cfg.train.eval_subset)
-    metrics = METRICS
-    try:
-        from facesketch.priors.build import build_lpips
-
-        build_lpips("alex")
-    except _UserError as e:
-        metrics = tuple(m for m in METRICS if m != "lpips")
-        print(f"note: evaluation during training without LPIPS ({e})", file=sys.stderr)
-
-    def score(gens: CycleGenerators) -> dict:
-        tr = Translator(gens.G_A, model_meta(cfg), device=device)
-        try:
-            return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device,
-                                       metrics=metrics)  # fmt: skip
-        finally:
-            gens.train()
-
-    def run() -> dict:
-        out = score(G)
-        if raw is not None:
-            out.update({f"raw/{k}": v for k, v in score(raw).items()})
-        return out
-
-    return run

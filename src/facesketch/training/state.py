@@ -138,3 +138,14 @@ class TrainState:
             # a checkpoint between two log lines carries the partial interval: the next line averages the whole of it
             self.acc.load_state_dict(state["stats_acc"], device)
             self.n_log = int(state["stats_acc"].get("images", 0))
+
+
+def export_from_checkpoint(state: dict) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+    """What the export of a checkpoint's run would hold: (meta, {'G_A': state_dict, 'G_B': state_dict}), the EMA
+    weights when the run kept an average (as the export it writes at the end). The format's reader, like ``restore``."""
+    from facesketch.config import load_config
+    from facesketch.models.export_file import model_meta
+
+    cfg = load_config(base=state["config"])
+    nets = state.get("ema") or state["nets"]
+    return model_meta(cfg), {"G_A": nets["G_A"], "G_B": nets["G_B"]}

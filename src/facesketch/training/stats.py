@@ -56,8 +56,8 @@ class StatsWriter:
         if not enabled:
             return
         if resume_step is not None and self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if (rec := _parse(ln)) is not None and rec.get("step", 0) <= resume_step and not rec.get("partial")]  # fmt: skip
+            kept = [ln for ln in self.path.read_bytes().decode('utf-8', errors='replace').splitlines()
+                    if (rec := layout.parse_stats_line(ln)) is not None and rec.get("step", 0) <= resume_step and not rec.get("partial")]  # fmt: skip
             from facesketch.atomic import atomic_write_text
 
             atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
@@ -82,25 +82,3 @@ class StatsWriter:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def _parse(line: str) -> dict | None:
-    """One stats.jsonl line, or None for a blank or torn one (a crash or a full disk mid-write)."""
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def read_stats(path: Path) -> list[dict]:
-    """All records of a stats.jsonl (a truncated last line from a crash is ignored)."""
-    out = []
-    if not Path(path).exists():
-        return out
-    for ln in Path(path).read_text().splitlines():
-        try:
-            out.append(json.loads(ln))
-        except json.JSONDecodeError:
-            continue
-    return out

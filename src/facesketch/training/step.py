@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesketch.losses.gan import ImagePool, gan_loss
-from facesketch.losses.priors import CycleTensors
+from facesketch.losses.registry import CycleTensors, loss_weights
 
 
 class CycleGenerators(nn.Module):
@@ -64,22 +64,23 @@ class CycleDiscriminators(nn.Module):
 
 @dataclass
 class StepSettings:
+    """The step's switches. ``weights``: every loss term's weight by name, as the registry reads them from the loss
+    config (``losses.registry.loss_weights``): the core terms' and the built terms' alike."""
+
+    weights: dict[str, float]
     gan_mode: str = "lsgan"
-    lambda_gan: float = 1.0
-    lambda_cycle_A: float = 0.1
-    lambda_cycle_B: float = 0.1
-    lambda_identity: float = 0.0
     fake_B_noise: float = 0.0  # model range ([-1, 1]): 2 * grey levels / 255
     amp_dtype: torch.dtype | None = None  # torch.bfloat16 / torch.float16 / None (fp32)
     channels_last: bool = False
 
     @classmethod
     def from_config(cls, loss_cfg, *, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> "StepSettings":
-        """The step's settings from a ``LossConfig`` by name (the prior terms carry their own weights)."""
-        return cls(gan_mode=loss_cfg.gan_mode, lambda_gan=loss_cfg.lambda_gan, lambda_cycle_A=loss_cfg.lambda_cycle_A,
-                   lambda_cycle_B=loss_cfg.lambda_cycle_B, lambda_identity=loss_cfg.lambda_identity, amp_dtype=amp_dtype,
-                   fake_B_noise=2.0 * loss_cfg.fake_B_noise / 255.0,
-                   channels_last=channels_last)  # fmt: skip
+        return cls(weights=loss_weights(loss_cfg), gan_mode=loss_cfg.gan_mode, fake_B_noise=2.0 * loss_cfg.fake_B_noise / 255.0,
+                   amp_dtype=amp_dtype, channels_last=channels_last)  # fmt: skip
+
+    @property
+    def identity(self) -> bool:
+        return self.weights.get("idt_A", 0) > 0 or self.weights.get("idt_B", 0) > 0
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -124,11 +125,13 @@ class CycleGANStep:
             loss.backward()
             opt.step()
 
-    def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, normals_A: torch.Tensor | None = None,
-                 intrins_A: torch.Tensor | None = None, context: dict | None = None) -> dict:  # fmt: skip
-        s, dev = self.s, real_A.device.type
+    def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
+                 context: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
+        """real_A, real_B: (B, 3, S, S) in [-1, 1]; targets / context: what the enabled terms asked the batch for
+        (``CycleTensors``). Returns the named, detached scalars of the step."""
+        s, w, dev = self.s, self.s.weights, real_A.device.type
         real_A, real_B = self._prep(real_A), self._prep(real_B)
-        identity = s.lambda_identity > 0
+        identity = s.identity
         stats: dict[str, torch.Tensor] = {}
 
         # ---- generator phase: D frozen, one backward through G_A and G_B (and through the frozen priors)
@@ -138,16 +141,16 @@ class CycleGANStep:
             o = self.G(real_A, real_B, identity, s.fake_B_noise)
             pred_fake_B, pred_fake_A = self.D_plain.D_A(o["fake_B"]), self.D_plain.D_B(o["fake_A"])
         losses = {
-            "G_A": gan_loss(pred_fake_B, True, s.gan_mode) * s.lambda_gan,
-            "G_B": gan_loss(pred_fake_A, True, s.gan_mode) * s.lambda_gan,
-            "cycle_A": F.l1_loss(o["rec_A"].float(), real_A.float()) * s.lambda_cycle_A,
-            "cycle_B": F.l1_loss(o["rec_B"].float(), real_B.float()) * s.lambda_cycle_B,
+            "G_A": gan_loss(pred_fake_B, True, s.gan_mode) * w["G_A"],
+            "G_B": gan_loss(pred_fake_A, True, s.gan_mode) * w["G_B"],
+            "cycle_A": F.l1_loss(o["rec_A"].float(), real_A.float()) * w["cycle_A"],
+            "cycle_B": F.l1_loss(o["rec_B"].float(), real_B.float()) * w["cycle_B"],
         }
         if identity:
-            losses["idt_A"] = F.l1_loss(o["idt_A"].float(), real_B.float()) * s.lambda_cycle_B * s.lambda_identity
-            losses["idt_B"] = F.l1_loss(o["idt_B"].float(), real_A.float()) * s.lambda_cycle_A * s.lambda_identity
+            losses["idt_A"] = F.l1_loss(o["idt_A"].float(), real_B.float()) * w["idt_A"]
+            losses["idt_B"] = F.l1_loss(o["idt_B"].float(), real_A.float()) * w["idt_B"]
         if self.terms:
-            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], normals_A, intrins_A, context)
+            t = CycleTensors(real_A, real_B, o["fake_B"], o["rec_A"], o["fake_A"], o["rec_B"], targets or {}, context or {})
             for term in self.terms:
                 with self._autocast(dev):
                     value = term(t)

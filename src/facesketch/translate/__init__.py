@@ -1,5 +1,5 @@
 """Translating files, folders and faces: the face path (detect, align to the FS2K framing, translate, paste back)
-and the batch writer behind `facesketch translate` (the command itself: ``translate/cli.py``).
+and the batch writer behind `facesketch translate` (the command itself: ``cli/translate.py``).
 
 Photos of any framing go through the face path (default for A->B): faces are detected, each is aligned to the
 FS2K framing the model was trained on and translated on its own (``<stem>.png``, or ``<stem>_face0.png``, ...
@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from facesketch.data.images import UnreadableImageError, is_image_file, load_rgb, save_image_atomic
 from facesketch.errors import UserError
-from facesketch.inference import DIRECTIONS, Translator, model_meta  # noqa: F401  (the library's public names)
+from facesketch.inference import DIRECTIONS, Translator  # noqa: F401  (the library's public names)
+from facesketch.translate.image import TranslateOptions, Translation, translate_image, translate_images  # noqa: F401
+from facesketch.translate.load import load_translator  # noqa: F401
 
 if TYPE_CHECKING:  # the face path's types; the package itself is imported only when faces are looked for
-    from facesketch.faces import AlignedFace, Face, FaceDetector
+    from facesketch.faces import FaceDetector
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -35,40 +36,6 @@ class TranslateReport:
     failed: list[str] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)  # face path: inputs in which no face was found
     faces: int = 0  # face path: faces translated
-
-
-@dataclass
-class FaceTranslation:
-    """One photo through the face path. ``faces`` in full-image pixels (left to right); ``aligned`` their
-    FS2K-framed (S, S, 3) uint8 RGB crops and warps; ``outputs`` the translated (S, S, 3) uint8 RGB crops;
-    ``attention`` the (K+1, S, S) masks in [0, 1] per face (None for generators without attention)."""
-
-    faces: list[Face]
-    aligned: list[AlignedFace]
-    outputs: list[np.ndarray]
-    attention: list[np.ndarray | None]
-
-    def pasted(self, frame: np.ndarray, *, feather: float = 0.1) -> np.ndarray:
-        """The outputs composited into ``frame`` ((H, W, 3) uint8 RGB, the image the faces were found in): same size."""
-        from facesketch.faces import paste_back
-
-        out = frame
-        for a, y in zip(self.aligned, self.outputs):
-            out = paste_back(out, y, a.matrix, aligned_size=a.image.shape[0], feather=feather)
-        return out
-
-
-def translate_faces(tr: Translator, img: np.ndarray, detector: FaceDetector, *, batch_size: int = 8) -> FaceTranslation:
-    """Detect the faces in (H, W, 3) uint8 RGB ``img`` (a ``faces.FaceDetector``), align each to the FS2K framing
-    at the model size and translate them; no faces gives empty lists."""
-    from facesketch.faces import align_face
-
-    faces = detector.detect(img)
-    aligned = [align_face(img, f, tr.size) for f in faces]
-    if not aligned:
-        return FaceTranslation([], [], [], [])
-    outs, masks = tr.translate_arrays([a.image for a in aligned], batch_size=batch_size, return_attention=True)
-    return FaceTranslation(faces, aligned, outs, masks)
 
 
 def collect_inputs(inputs: list[str], *, recursive: bool = False) -> list[Path]:
@@ -98,19 +65,11 @@ def _save(img: np.ndarray, dest: Path, rep: TranslateReport) -> None:
     rep.written.append(dest)
 
 
-def _save_attention(tr: Translator, inp: np.ndarray, y: np.ndarray, m: np.ndarray, dest: Path) -> None:
-    """The attention panel (input, output, masks) at the model size."""
-    from facesketch.report.grids import attention_panel
-
-    small = inp if inp.shape[:2] == (tr.size, tr.size) else np.asarray(Image.fromarray(inp).resize((tr.size, tr.size), Image.BICUBIC))
-    yy = y if y.shape[:2] == small.shape[:2] else np.asarray(Image.fromarray(y).resize((tr.size, tr.size)))
-    save_image_atomic(attention_panel(small, m, yy), dest)
-
-
 def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_masks: bool = False, ext: str = ".png",
                     batch_size: int = 8, output_size: str = "model", progress: bool = True, detector: FaceDetector | None = None,
                     paste_back: bool = False, whole_frame_fallback: bool = False, save_boxes: bool = False) -> TranslateReport:  # fmt: skip
-    """Translate each file to ``out_dir/<stem><ext>`` (written atomically, one at a time, so nothing done is lost).
+    """Translate each file to ``out_dir/<stem><ext>`` (written atomically, one at a time, so nothing done is lost),
+    each through the use case ``translate_images`` (``translate/image.py``).
 
     Unreadable inputs are collected in the report, not raised. With ``save_masks``, ``<stem>_attention.png``
     holds the attention masks as a labelled grid.
@@ -131,6 +90,8 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = TranslateReport()
+    opts = TranslateOptions(align=detector is not None, whole_frame_fallback=whole_frame_fallback, output_size=output_size,
+                            masks=save_masks, batch_size=batch_size)  # fmt: skip
     bar = tqdm(total=len(files), desc="translating", unit="img", disable=not progress)
     # the face path goes one photo at a time (its faces form the batch); whole frames go batch_size files at a time
     step = 1 if detector is not None else batch_size
@@ -142,34 +103,23 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
                 chunk.append(f)
             except UnreadableImageError as e:
                 rep.failed.append(str(e))
-        if detector is not None and chunk:
-            f, img = chunk[0], imgs[0]
-            ft = translate_faces(tr, img, detector, batch_size=batch_size)
-            if save_boxes:
+        for f, img, t in zip(chunk, imgs, translate_images(tr, imgs, opts, detector)):
+            if save_boxes and detector is not None:
                 from facesketch.faces import draw_faces
 
-                save_image_atomic(draw_faces(img, ft.faces), out_dir / f"{f.stem}_faces.png")
-            if not ft.faces:
+                save_image_atomic(draw_faces(img, t.faces), out_dir / f"{f.stem}_faces.png")
+            if t.no_face:
                 rep.no_face.append(f)
                 what = "translating the whole frame" if whole_frame_fallback else "skipped (--whole-frame-fallback: translate it whole)"
                 tqdm.write(f"{f}: no face found; {what}", file=sys.stderr)
-                chunk, imgs = ([f], [img]) if whole_frame_fallback else ([], [])
-            else:
-                names = [f.stem] if len(ft.faces) == 1 else [f"{f.stem}_face{k}" for k in range(len(ft.faces))]
-                for name, a, y, m in zip(names, ft.aligned, ft.outputs, ft.attention):
-                    _save(y, out_dir / f"{name}{ext}", rep)
-                    if save_masks and m is not None:
-                        _save_attention(tr, a.image, y, m, out_dir / f"{name}_attention.png")
-                rep.faces += len(ft.faces)
-                if paste_back:
-                    _save(ft.pasted(img), out_dir / f"{f.stem}_pasted{ext}", rep)
-                chunk, imgs = [], []
-        if chunk:
-            outs, masks = tr.translate_arrays(imgs, batch_size=batch_size, output_size=output_size, return_attention=True)
-            for f, img, y, m in zip(chunk, imgs, outs, masks):
-                _save(y, out_dir / f"{f.stem}{ext}", rep)
-                if save_masks and m is not None:
-                    _save_attention(tr, img, y, m, out_dir / f"{f.stem}_attention.png")
+            for k, name in enumerate(t.names(f.stem)):
+                _save(t.outputs[k], out_dir / f"{name}{ext}", rep)
+                panel = t.panel(k) if save_masks else None
+                if panel is not None:
+                    save_image_atomic(panel, out_dir / f"{name}_attention.png")
+            rep.faces += len(t.faces)
+            if paste_back and t.faces:
+                _save(t.pasted(img), out_dir / f"{f.stem}_pasted{ext}", rep)
         bar.update(len(files[i : i + step]))
     bar.close()
     return rep

@@ -1,4 +1,4 @@
-"""The `facesketch` command: a table of verbs, each a plain function also callable from Python."""
+"""The `facesketch` command: a table of verbs, each in its own module of this package (its parser and a plain function)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from facesketch.errors import UserError
 # verb -> "module" exposing `register(subparsers, help)`, or "module:function" naming another registering function;
 # modules are imported lazily so `--help` stays fast
 VERBS: dict[str, tuple[str, str]] = {
-    "train": ("facesketch.training.cli", "train the attention-guided CycleGAN (or a baseline) from a YAML config"),
-    "translate": ("facesketch.translate.cli", "translate photos into sketches (or back) with a trained model"),
-    "data": ("facesketch.data.cli", "download and check datasets (FS2K, unpaired folders)"),
-    "normals": ("facesketch.priors.cli:register_normals", "precompute pseudo-ground-truth normal maps (DSINE, or the face-mesh substitute)"),
-    "weights": ("facesketch.priors.cli:register_weights", "list, fetch, verify and locate pretrained prior weights"),
-    "evaluate": ("facesketch.evaluation.cli", "evaluate sketches with LPIPS, SSIM, MS-SSIM, FSIM and SCOOT (FS2K protocol)"),
-    "export": ("facesketch.export.cli", "export a trained generator (safetensors or ONNX)"),
-    "report": ("facesketch.report.cli", "write a self-contained HTML report of a training run"),
-    "serve": ("facesketch.serve.cli", "start a local web demo for a trained model"),
+    "train": ("facesketch.cli.train", "train the attention-guided CycleGAN (or a baseline) from a YAML config"),
+    "translate": ("facesketch.cli.translate", "translate photos into sketches (or back) with a trained model"),
+    "data": ("facesketch.cli.data", "download and check datasets (FS2K, unpaired folders)"),
+    "normals": ("facesketch.cli.priors:register_normals", "precompute pseudo-ground-truth normal maps (DSINE, or the face-mesh substitute)"),
+    "weights": ("facesketch.cli.priors:register_weights", "list, fetch, verify and locate pretrained prior weights"),
+    "evaluate": ("facesketch.cli.evaluate", "evaluate sketches with LPIPS, SSIM, MS-SSIM, FSIM and SCOOT (FS2K protocol)"),
+    "export": ("facesketch.cli.export", "export a trained generator (safetensors or ONNX)"),
+    "report": ("facesketch.cli.report", "write a self-contained HTML report of a training run"),
+    "serve": ("facesketch.cli.serve", "start a local web demo for a trained model"),
 }
 
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except UserError as e:
-        print(f"facesketch {args.verb}: error: {e}", file=sys.stderr)
+        print(f"facesketch {args.verb}: error: {e.cli_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"facesketch {args.verb}: interrupted", file=sys.stderr)

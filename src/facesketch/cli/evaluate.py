@@ -87,10 +87,10 @@ def _translate_split(args, items, out_dir: Path) -> None:
     """--model: translate every photo that has a record, keep the sketches in memory and under out/predictions/."""
     import numpy as np
 
-    from facesketch.inference import Translator
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
+    from facesketch.translate.load import load_translator
 
-    translator = Translator.from_path(args.model, direction="AtoB", device=args.device)
+    translator = load_translator(args.model, direction="AtoB", device=args.device)
     pred_dir = out_dir / "predictions"
     todo = [it for it in items if it.pred is not None]
     bar = _progress(len(todo), "translate")

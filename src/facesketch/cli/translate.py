@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from facesketch.errors import UserError
-from facesketch.inference import DIRECTIONS, Translator
+from facesketch.inference import DIRECTIONS
 from facesketch.models.generators import GENERATORS
 from facesketch.translate import collect_inputs, translate_files
+from facesketch.translate.load import load_translator
 
 
 def _face_detector(args: argparse.Namespace):
@@ -49,7 +50,7 @@ def _face_detector(args: argparse.Namespace):
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from facesketch.training.distributed import pick_device
+    from facesketch.device import pick_device
 
     device = pick_device(args.device)
     from facesketch.default_model import resolve_model
@@ -60,7 +61,7 @@ def run_translate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder; choose another --out")
     args.model = resolve_model(args.model)
-    tr = Translator.from_path(args.model, direction=args.direction, device=device)
+    tr = load_translator(args.model, direction=args.direction, device=device)
     files = collect_inputs(args.inputs, recursive=args.recursive)
     if not files:
         raise UserError("no input images found (pass image files or folders)")

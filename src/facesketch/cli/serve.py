@@ -44,8 +44,8 @@ def run_serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as e:
         raise UserError(f"the web demo needs the serve extra: pip install 'facesketch[serve]' ({e.name} is missing)") from None
+    from facesketch.device import pick_device
     from facesketch.serve.app import create_app
-    from facesketch.training.distributed import pick_device
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")

@@ -17,9 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from facesketch.config import NORMAL_ESTIMATORS
 from facesketch.errors import UserError
 
 MANIFEST = "manifest.json"
+
+
+def default_normals_dir(root: Path, estimator: str) -> Path:
+    """Where ``facesketch normals`` puts an estimator's maps by default: ROOT/normals (DSINE), ROOT/normals-facemesh."""
+    return Path(root) / ("normals" if estimator == "dsine" else f"normals-{estimator}")
 
 
 def _save_npy_atomic(arr: np.ndarray, path: Path) -> None:
@@ -73,14 +79,12 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
     from PIL import Image
     from tqdm import tqdm
 
-    from facesketch.data.datasets import discover, normal_map_path
+    from facesketch.data.datasets import discover, target_path
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
     from facesketch.priors.dsine import build_normal_estimator, normals_to_rgb
 
-    from facesketch.losses.priors import default_normals_dir
-
-    if estimator not in ("dsine", "facemesh"):
-        raise UserError(f"--estimator {estimator}: use dsine or facemesh")
+    if estimator not in NORMAL_ESTIMATORS:
+        raise UserError(f"estimator {estimator!r}: use one of {', '.join(NORMAL_ESTIMATORS)}")
     root = Path(root)
     out = Path(out) if out else default_normals_dir(root, estimator)
     files = discover(root, split, source)
@@ -104,14 +108,14 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
         if old.get("settings") != settings:
             raise UserError(f"{mpath}: existing maps were computed with other settings ({old.get('settings')}); "
                             f"use another --out, or delete {out} to recompute")  # fmt: skip
-    todo = [p for p in photos if not normal_map_path(out, root, p).is_file()]
+    todo = [p for p in photos if not target_path(out, root, p).is_file()]
     counts = {"total": len(photos), "skipped": len(photos) - len(todo), "done": 0, "unreadable": 0}
     if estimator == "facemesh":
         counts["no_face"] = 0
     if todo:
         dev = torch.device(device)
         if estimator == "facemesh":
-            from facesketch.priors.facemesh import build_facemesh_estimator
+            from facesketch.faces.normals import build_facemesh_estimator
 
             fm = build_facemesh_estimator(mediapipe_dir, device=dev)
             est = lambda x: fm(x)[0]  # noqa: E731  (normals; the mask is where they are non-zero)
@@ -134,7 +138,7 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
                 for p, m in zip(chunk, n):
                     if "no_face" in counts and not np.any(m):
                         counts["no_face"] += 1
-                    dest = normal_map_path(out, root, p)
+                    dest = target_path(out, root, p)
                     _save_npy_atomic(m.astype(np.float16), dest)
                     if previews:
                         save_image_atomic(Image.fromarray(normals_to_rgb(m)), dest.with_suffix(".png"))

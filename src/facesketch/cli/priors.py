@@ -1,5 +1,5 @@
 """The priors' commands: `facesketch weights` (list, fetch, verify and locate the pretrained prior weights) and
-`facesketch normals DATA_ROOT` (precompute the normal loss's targets; the work itself is ``priors/normals.py``).
+`facesketch normals DATA_ROOT` (precompute the normal loss's targets; the work itself is ``losses/targets.py``).
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from facesketch.config import NORMAL_ESTIMATORS
 from facesketch.errors import UserError
+from facesketch.losses.targets import precompute_normals
 from facesketch.priors import weights
-from facesketch.priors.normals import precompute_normals
 
 NORMALS_DOC = """`facesketch normals DATA_ROOT`: precompute pseudo-ground-truth normal maps for the training photos.
 
@@ -177,7 +178,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def run_normals(args: argparse.Namespace) -> int:
-    from facesketch.training.distributed import pick_device
+    from facesketch.device import pick_device
 
     if not 16 <= args.size <= 4096:
         raise UserError(f"--size {args.size}: use the training load_size, between 16 and 4096 (default 286)")
@@ -188,7 +189,7 @@ def run_normals(args: argparse.Namespace) -> int:
                                 device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
                                 progress=not args.quiet, estimator=args.estimator,
                                 mediapipe_dir=args.mediapipe_dir)  # fmt: skip
-    from facesketch.losses.priors import default_normals_dir
+    from facesketch.losses.targets import default_normals_dir
 
     no_face = f", {counts['no_face']} without a detected face (empty maps: no normal loss on them)" if "no_face" in counts else ""
     print(f"normal maps ({args.estimator}): {counts['done']} computed, {counts['skipped']} already present, "
@@ -203,7 +204,7 @@ def register_normals(sub, help_text: str) -> None:
     p.add_argument("--out", help="where the maps go (default ROOT/normals, or ROOT/normals-facemesh; training reads data.normals_dir)")
     p.add_argument("--size", type=int, default=286, help="the training load_size (default 286); maps are (3, size, size)")
     p.add_argument("--split", default="train", help="which split's photos (default train)")
-    p.add_argument("--estimator", default="dsine", choices=("dsine", "facemesh"),
+    p.add_argument("--estimator", default="dsine", choices=NORMAL_ESTIMATORS,
                    help="dsine (the paper's; default) or facemesh (offline substitute, face region only; default --out ROOT/normals-facemesh)")
     p.add_argument("--mediapipe-dir", help="folder with the MediaPipe face files for --estimator facemesh (default: the weight cache)")
     p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")

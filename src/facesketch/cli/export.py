@@ -20,7 +20,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from facesketch.default_model import resolve_model
-    from facesketch.inference import DIRECTIONS, Translator
+    from facesketch.inference import DIRECTIONS
+    from facesketch.translate.load import load_translator
 
     if not args.onnx and not args.safetensors:
         raise UserError("nothing to write: pass --onnx OUT.onnx and/or --safetensors OUT.safetensors")
@@ -37,7 +38,7 @@ def _run_export(args: argparse.Namespace) -> int:
             raise UserError("--onnx needs the onnx extra: pip install 'facesketch[onnx]' (onnx, onnxruntime)") from None
         from facesketch.export.onnx import export_onnx, onnx_parity
 
-        tr = Translator.from_path(args.model, direction=args.direction)
+        tr = load_translator(args.model, direction=args.direction)
         size = args.size or tr.size
         meta = {"facesketch_config": json.dumps(tr.meta), "direction": args.direction, "size": str(size)}
         out = export_onnx(tr.G, args.onnx, size=size, opset=args.opset, metadata=meta)
@@ -55,12 +56,12 @@ def _run_export(args: argparse.Namespace) -> int:
         if args.half and not args.safetensors:
             print("note: --half applies to --safetensors only", file=sys.stderr)
     if args.safetensors:
-        from facesketch.training.checkpoint import export_generators
+        from facesketch.models.export_file import export_generators
 
         gens, meta = {}, None
         for d in DIRECTIONS:
             try:
-                tr = Translator.from_path(args.model, direction=d)
+                tr = load_translator(args.model, direction=d)
             except UserError:
                 if d == "AtoB":
                     raise
