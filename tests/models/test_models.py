@@ -11,7 +11,11 @@ from conformance_utils import assert_close, case_params, synth_state_dict
 
 from facesketch.errors import UserError
 from facesketch.models import AttentionGenerator, PatchDiscriminator, build_generator
-from facesketch.models.importers import convert_state_dict, load_official, resnet_generator_key
+from facesketch.models.importers import (
+    convert_state_dict,
+    load_official,
+    resnet_generator_key,
+)
 
 
 def _ngf_from(sd):

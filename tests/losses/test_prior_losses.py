@@ -16,7 +16,12 @@ from facesketch.models import PatchDiscriminator, build_generator
 from facesketch.priors.frozen import FrozenPrior, InputConvention
 from facesketch.training import checkpoint as ck
 from facesketch.training.loop import train
-from facesketch.training.step import CycleDiscriminators, CycleGANStep, CycleGenerators, StepSettings
+from facesketch.training.step import (
+    CycleDiscriminators,
+    CycleGANStep,
+    CycleGenerators,
+    StepSettings,
+)
 
 
 def _random_hed_lpips():
@@ -231,7 +236,13 @@ def test_the_normal_loss_predicts_the_crop_with_the_targets_camera(tmp_path):
     """The loss-time DSINE call equals a direct DSINE run on the crop with the crop's intrinsics (and differs from fov 60)."""
     import numpy as np
 
-    from facesketch.data.datasets import ImageBank, TargetBank, UnpairedDataset, discover, target_path
+    from facesketch.data.datasets import (
+        ImageBank,
+        TargetBank,
+        UnpairedDataset,
+        discover,
+        target_path,
+    )
     from facesketch.data.transforms import to_model_range
     from facesketch.priors.dsine import build_normal_estimator
 
@@ -269,7 +280,13 @@ def test_a_toy_loss_term_with_its_own_target_plugs_in_through_the_registry_alone
     import torch.nn as nn
 
     from facesketch.data.datasets import discover, target_path
-    from facesketch.losses.registry import LOSS_TERMS, LossTerm, PrecomputedTarget, active_terms, curve_groups
+    from facesketch.losses.registry import (
+        LOSS_TERMS,
+        LossTerm,
+        PrecomputedTarget,
+        active_terms,
+        curve_groups,
+    )
 
     seen = {}
 

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conformance_utils import CONF, assert_close, case_params, load_case, synth_state_dict
+from conformance_utils import (
+    CONF,
+    assert_close,
+    case_params,
+    load_case,
+    synth_state_dict,
+)
 from safetensors.torch import save_file
 
 from facesketch.errors import UserError

@@ -24,7 +24,14 @@ with warnings.catch_warnings():  # Starlette nudges towards httpx2 at import; th
     from fastapi.testclient import TestClient  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from facesketch.serve.app import DRAIN_FACTOR, FORM_SLACK, Limits, UploadRejected, create_app, read_upload  # noqa: E402
+from facesketch.serve.app import (  # noqa: E402
+    DRAIN_FACTOR,
+    FORM_SLACK,
+    Limits,
+    UploadRejected,
+    create_app,
+    read_upload,
+)
 
 MB = 2**20
 

@@ -11,7 +11,12 @@ import zipfile
 import pytest
 from helpers import local_http_server
 
-from facesketch.download import atomic_write_bytes, download, extract_archive, sha256_file
+from facesketch.download import (
+    atomic_write_bytes,
+    download,
+    extract_archive,
+    sha256_file,
+)
 from facesketch.errors import UserError
 
 PAYLOAD = os.urandom(300_000) + b"end"

@@ -12,9 +12,22 @@ from helpers import make_unpaired
 from PIL import Image
 
 from facesketch.data import fs2k
-from facesketch.data.datasets import EpochSampler, ImageBank, TargetBank, UnpairedDataset, discover, target_path
+from facesketch.data.datasets import (
+    EpochSampler,
+    ImageBank,
+    TargetBank,
+    UnpairedDataset,
+    discover,
+    target_path,
+)
 from facesketch.data.images import UnreadableImageError, load_rgb
-from facesketch.data.transforms import AugmentParams, apply_image, apply_normals, sample_params, to_model_range
+from facesketch.data.transforms import (
+    AugmentParams,
+    apply_image,
+    apply_normals,
+    sample_params,
+    to_model_range,
+)
 from facesketch.errors import UserError
 
 # ---- FS2K (the real files)

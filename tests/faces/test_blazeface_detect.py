@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from helpers import smooth_image
 from PIL import Image
 
@@ -18,7 +19,6 @@ from facesketch.data.images import load_rgb  # noqa: E402
 from facesketch.faces import FaceDetector, eye_points  # noqa: E402
 from facesketch.faces.blazeface import BlazeFaceDetector, _merge, _tiles  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = Path(os.environ.get("FACESKETCH_MEDIAPIPE_DIR", ROOT / ".." / "shared" / "weights" / "mediapipe")).resolve()
 PORTRAITS = ["photo1/image0788", "photo1/image0789", "photo1/image0790", "photo1/image0793", "photo3/image0201"]
 

@@ -16,11 +16,30 @@ from facesketch.data.images import UnreadableImageError
 from facesketch.errors import UserError
 from facesketch.evaluation import METRICS
 from facesketch.evaluation.fsim import fsim, fsim_batch, fsim_downsample
-from facesketch.evaluation.msssim import WEIGHTS, downsample2, min_side, ms_ssim, ms_ssim_batch
-from facesketch.evaluation.protocol import GREY_WEIGHTS, load_grey_u8, resize_grey, rgb_to_grey_u8, round_half_away_u8
+from facesketch.evaluation.msssim import (
+    WEIGHTS,
+    downsample2,
+    min_side,
+    ms_ssim,
+    ms_ssim_batch,
+)
+from facesketch.evaluation.protocol import (
+    GREY_WEIGHTS,
+    load_grey_u8,
+    resize_grey,
+    rgb_to_grey_u8,
+    round_half_away_u8,
+)
 from facesketch.evaluation.runner import score_pairs, summarize
 from facesketch.evaluation.scoot import glcm_features, scoot, scoot_batch
-from facesketch.evaluation.ssim import C1, C2, gaussian_kernel_1d, ssim, ssim_batch, ssim_wang2003
+from facesketch.evaluation.ssim import (
+    C1,
+    C2,
+    gaussian_kernel_1d,
+    ssim,
+    ssim_batch,
+    ssim_wang2003,
+)
 
 METRIC_DIR = CONF / "metrics"
 # Absolute tolerances from metrics/README.md ("Recommended tolerances"); that set has no tolerances.json.

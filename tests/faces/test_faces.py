@@ -12,7 +12,14 @@ from facesketch.cli import main
 cv2 = pytest.importorskip("cv2", reason="the face path needs opencv-python-headless (the faces extra)")
 
 from facesketch.data.images import load_rgb  # noqa: E402
-from facesketch.faces import Face, FaceDetector, align_face, alignment_matrix, eye_points, paste_back  # noqa: E402
+from facesketch.faces import (  # noqa: E402
+    Face,
+    FaceDetector,
+    align_face,
+    alignment_matrix,
+    eye_points,
+    paste_back,
+)
 from facesketch.faces import align as A  # noqa: E402
 from facesketch.faces.align import warp_to_crop  # noqa: E402
 from facesketch.translate import translate_files  # noqa: E402
