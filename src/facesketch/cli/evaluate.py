@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from facesketch.config import LPIPS_NETS
 from facesketch.errors import UserError
 
 EXAMPLES = """\
@@ -48,7 +49,7 @@ def register(subparsers, help_text: str) -> None:
                    help="evaluate the pairs present even if predictions are missing or unreadable")
     p.add_argument("--metrics", default="all", metavar="LIST",
                    help="comma list of metric keys: " + ",".join(metric_keys()) + " (default: all)")
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
+    p.add_argument("--lpips-net", default="alex", choices=LPIPS_NETS, help="LPIPS trunk (default: alex)")
     p.add_argument("--fsim-precision", default="float32", choices=("float32", "float64"),
                    help="FSIM FFT precision: float32 (default, within 1e-6 of FeatureSIM.m) or float64 (exact, slower)")
     p.add_argument("--device", default="cpu", help="torch device for LPIPS/FSIM and --model (default: cpu)")

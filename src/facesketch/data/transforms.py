@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-PREPROCESS_MODES = ("resize_and_crop", "resize", "none")
-
 
 @dataclass(frozen=True)
 class AugmentParams:
