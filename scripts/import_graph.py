@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "facesketch"
 # The floors, lowest first: each package (or top-level module) is declared once, on one floor, and a module sits on its
 # package's floor. A module may import its own floor and the floors below (docs/overview.md, "The house").
 FLOORS: list[tuple[str, ...]] = [
-    ("__init__", "errors", "atomic", "download", "safe_pickle", "tensorfile", "run_layout", "device", "default_model"),
+    ("errors", "atomic", "download", "safe_pickle", "tensorfile", "run_layout", "device", "default_model", "logs"),
     ("models",),
     ("config",),
     ("data",),
@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("serve",),
     ("demo",),
     ("api",),
-    ("cli", "__main__"),
+    ("cli", "__main__", "__init__"),  # __init__: `facesketch.load` is the Python API's front door
 ]
 _FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}
 

@@ -8,7 +8,7 @@ How it was trained, and its scores on the FS2K test split: docs/results.md.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from facesketch.download import sha256_file  # noqa: F401 - also used by scripts/bundle_model.py
@@ -39,7 +39,7 @@ def resolve_model(spec: str | Path | None, *, announce: bool = True) -> Path:
     if spec is None or str(spec) in ("", NAME):
         path = default_model_path()
         if announce:
-            print(f"model: facesketch default FS2K model ({path.name}, sha256 {SHA256[:12]}; pass --model to use another)",
-                  file=sys.stderr)  # fmt: skip
+            logging.getLogger(__name__).info(f"model: facesketch default FS2K model ({path.name}, sha256 {SHA256[:12]}; "
+                                             "pass --model to use another)")  # fmt: skip
         return path
     return Path(spec)  # named by the user: nothing to announce

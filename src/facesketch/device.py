@@ -13,11 +13,11 @@ def pick_device(pref: str, local_rank: int = 0) -> torch.device:
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if pref.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"--device {pref}: CUDA is not available on this machine (use --device cpu)")
+            raise UserError(f"device {pref}: CUDA is not available on this machine (use cpu)", arg="device")
         return torch.device(f"cuda:{local_rank}") if pref == "cuda" else torch.device(pref)
     if pref == "cpu":
         return torch.device("cpu")
-    raise UserError(f"--device {pref}: use auto, cpu, cuda or cuda:N")
+    raise UserError(f"device {pref!r}: use auto, cpu, cuda or cuda:N", arg="device")
 
 
 def cpu_has_amx() -> bool:

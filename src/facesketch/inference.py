@@ -19,6 +19,14 @@ from facesketch.models.export_file import build_from_meta, model_size, read_expo
 from facesketch.models.generators import GeneratorOutput
 
 DIRECTIONS = ("AtoB", "BtoA")
+MIN_SIZE, MAX_SIZE = 64, 2048  # translation sizes: multiples of 4 (two stride-2 stages) in this range
+
+
+def check_size(size: int, arg: str = "size") -> int:
+    """A translation size: an integer multiple of 4 from MIN_SIZE to MAX_SIZE, else a UserError naming ``arg``."""
+    if isinstance(size, bool) or not isinstance(size, int) or not (MIN_SIZE <= size <= MAX_SIZE) or size % 4:
+        raise UserError(f"{arg} {size!r}: use a multiple of 4 from {MIN_SIZE} to {MAX_SIZE} (px, square)", arg=arg)
+    return size
 
 
 class Translator:
@@ -60,6 +68,16 @@ class Translator:
             raise UserError(f"{path}: no such export file")
         meta, sds = read_export(path)
         return cls.from_weights(meta, sds, direction, device, source=str(path))
+
+    def at_size(self, size: int | None) -> "Translator":
+        """This translator working at ``size`` x ``size`` (the same network; None: the model's own size)."""
+        if size is None or size == self.size:
+            return self
+        import copy
+
+        other = copy.copy(self)
+        other.size = check_size(size)
+        return other
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> GeneratorOutput:

@@ -29,6 +29,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facesketch",
         description="Face photo <-> sketch translation (attention-guided CycleGAN with surface-normal and edge losses).",
+        epilog="`facesketch VERB --help` explains each verb.\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from facesketch import __version__
 
@@ -51,6 +53,28 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             continue
         getattr(mod, fn or "register")(sub, help_text)
     return parser
+
+
+DEVICE_HELP = "where the networks run: auto (the default: CUDA when present, else the CPU), cpu, cuda or cuda:N"
+QUIET_HELP = "no progress bars (they are also off when standard error is not a terminal, e.g. in a pipe or a log file)"
+EXIT_CODES = """exit status: 0 done; 1 done, but some inputs failed (each listed); 2 a usage or input error (one line names the
+flag or file and what to do); 130 interrupted (Ctrl+C). Training stopped by SIGINT/SIGTERM exits 128 + the signal
+after writing a checkpoint."""
+
+
+def add_device(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--device``, the same in every verb (default auto)."""
+    p.add_argument("--device", default="auto", help=DEVICE_HELP + (f"; {what}" if what else ""))
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``, the same in every verb that draws progress."""
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars for this invocation: not with --quiet, and only on a terminal."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
 def _unavailable(e: Exception) -> int:
@@ -76,10 +100,20 @@ _VALUE_FLAGS = {"--config", "--out", "--device", "--dsine-weights", "--hed-weigh
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one verb; returns the exit status (0 ok, 1 failure reported by the verb, 2 user error)."""
+    """Run one verb; returns the exit status (``EXIT_CODES``)."""
+    from facesketch.logs import cli_handlers, remove_cli_handlers
+
     argv = _overrides_last(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    cli_handlers()
+    try:
+        return _run(args)
+    finally:
+        remove_cli_handlers()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         rc = args.func(args)
     except UserError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facesketch.cli import add_quiet, show_progress
 from facesketch.errors import UserError
 
 
@@ -50,7 +51,7 @@ def run_download(args: argparse.Namespace) -> int:
     if args.dataset != "fs2k":
         raise UserError(f"unknown dataset {args.dataset!r}: only 'fs2k' can be downloaded")
     dest = download_fs2k(args.out, url=args.url, archive=args.archive, sha256=args.sha256, keep_archive=args.keep_archive,
-                         progress=not args.quiet)  # fmt: skip
+                         progress=show_progress(args))  # fmt: skip
     print(f"FS2K ready at {dest}; use it with FS2K_ROOT={dest} or data.root={dest}")
     return 0
 
@@ -65,11 +66,11 @@ def register(sub, help_text: str) -> None:
     c.add_argument("--max-list", type=int, default=10, help="files listed per problem kind (default 10)")
     c.set_defaults(func=run_check)
     d = s.add_parser("download", help="download a dataset (fs2k), verify it and unpack it atomically")
-    d.add_argument("dataset", choices=["fs2k"])
+    d.add_argument("dataset", choices=["fs2k"], help="the dataset to download (fs2k: FS2K, 2,104 photo/sketch pairs)")
     d.add_argument("--out", required=True, help="folder to create, e.g. data/FS2K")
     d.add_argument("--url", help="a mirror URL of the FS2K zip (default: the authors' Google Drive file)")
     d.add_argument("--archive", help="use an already downloaded FS2K zip instead of downloading")
     d.add_argument("--sha256", help="expected sha256 of the archive (the authors publish none)")
     d.add_argument("--keep-archive", action="store_true", help="keep the downloaded zip next to --out")
-    d.add_argument("--quiet", action="store_true")
+    add_quiet(d)
     d.set_defaults(func=run_download)

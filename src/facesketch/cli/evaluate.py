@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from facesketch.config import LPIPS_NETS
+from facesketch.cli import add_device, add_quiet, show_progress
 from facesketch.errors import UserError
 
 EXAMPLES = """\
@@ -52,7 +53,8 @@ def register(subparsers, help_text: str) -> None:
     p.add_argument("--lpips-net", default="alex", choices=LPIPS_NETS, help="LPIPS trunk (default: alex)")
     p.add_argument("--fsim-precision", default="float32", choices=("float32", "float64"),
                    help="FSIM FFT precision: float32 (default, within 1e-6 of FeatureSIM.m) or float64 (exact, slower)")
-    p.add_argument("--device", default="cpu", help="torch device for LPIPS/FSIM and --model (default: cpu)")
+    add_device(p, "runs LPIPS, FSIM and the --model translation")
+    add_quiet(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="scoring processes (default: one per CPU core for >= 64 pairs on CPU; 0 = in this process)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="photos per --model translation batch")
@@ -64,11 +66,10 @@ def _few(ids: list[str], k: int = 5) -> str:
     return ", ".join(ids[:k]) + (f", ... ({len(ids) - k} more)" if len(ids) > k else "")
 
 
-def _progress(total: int, desc: str):
+def _progress(total: int, desc: str, args):
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="pair", disable=not sys.stderr.isatty(), file=sys.stderr)
-    return bar
+    return tqdm(total=total, desc=desc, unit="pair", disable=not show_progress(args), file=sys.stderr)
 
 
 def _ensure_lpips_weights(net: str) -> None:
@@ -94,7 +95,7 @@ def _translate_split(args, items, out_dir: Path) -> None:
     translator = load_translator(args.model, direction="AtoB", device=args.device)
     pred_dir = out_dir / "predictions"
     todo = [it for it in items if it.pred is not None]
-    bar = _progress(len(todo), "translate")
+    bar = _progress(len(todo), "translate", args)
     bs = max(1, args.batch_size)
     for i in range(0, len(todo), bs):
         batch = todo[i : i + bs]
@@ -118,6 +119,9 @@ def run(args) -> int:
     from facesketch.evaluation.msssim import min_side
     from facesketch.evaluation.protocol import EvalItem, pair_by_stem, pair_fs2k
 
+    from facesketch.device import pick_device
+
+    args.device = str(pick_device(args.device))
     if args.pred is None:
         from facesketch.default_model import NAME, resolve_model
 
@@ -198,7 +202,7 @@ def run(args) -> int:
     if not pairs:
         raise UserError("no readable prediction/ground-truth pair left to evaluate")
 
-    bar = _progress(len(pairs), "evaluate")
+    bar = _progress(len(pairs), "evaluate", args)
     result = runner.evaluate_pairs(
         pairs, metrics=metrics, size=args.size, lpips_net=args.lpips_net, device=args.device,
         fsim_precision=args.fsim_precision, n_ground_truth=n_gt, missing=pairing_missing, unreadable=unreadable,

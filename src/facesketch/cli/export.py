@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from facesketch.errors import UserError
+from facesketch.inference import MAX_SIZE, MIN_SIZE, check_size
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -23,6 +24,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from facesketch.inference import DIRECTIONS
     from facesketch.translate.load import load_translator
 
+    if args.size:
+        check_size(args.size)  # before anything is loaded or written (issue: a 100000 px export allocated 120 GB)
     if not args.onnx and not args.safetensors:
         raise UserError("nothing to write: pass --onnx OUT.onnx and/or --safetensors OUT.safetensors")
     for flag, dest in (("--onnx", args.onnx), ("--safetensors", args.safetensors)):
@@ -88,7 +91,9 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--onnx", metavar="OUT.onnx", help="write the --direction generator as ONNX here")
     p.add_argument("--safetensors", metavar="OUT", help="write the light export (both generators + config) here")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="ONNX: AtoB photo -> sketch (default) or BtoA")
-    p.add_argument("--size", type=int, default=0, help="ONNX input size S (default: the model's training crop size)")
+    p.add_argument("--size", type=int, default=0, metavar="N",
+                   help=f"ONNX input size N x N (a multiple of 4 from {MIN_SIZE} to {MAX_SIZE}; default: the model's own "
+                        "translation size, 288 for the shipped model)")  # fmt: skip
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (11 to 20; default 17)")
     p.add_argument("--half", action="store_true", help="safetensors: store float16 weights")
     p.add_argument("--no-check", dest="check", action="store_false", help="ONNX: skip the onnxruntime parity check")

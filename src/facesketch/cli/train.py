@@ -12,6 +12,7 @@ import yaml
 
 from facesketch import run_layout as layout
 from facesketch.config import Config, field_docs, load_config
+from facesketch.cli import DEVICE_HELP, add_quiet
 from facesketch.errors import UserError
 
 EPILOG = """\
@@ -51,6 +52,12 @@ def run_train(args: argparse.Namespace) -> int:
         print(list_keys())
         return 0
     overrides = list(args.overrides)
+    if args.device:  # a flag and an override that disagree: say so instead of letting one win silently
+        said = [o.partition("=")[2] for o in overrides if o.partition("=")[0].strip() == "train.device"]
+        if said and said[-1] != args.device:
+            raise UserError(f"--device {args.device} and train.device={said[-1]} disagree; give one of them")
+    if args.quiet or not sys.stderr.isatty():
+        overrides.append("train.progress=false")
     for flag, key in (("device", "train.device"), ("dsine_weights", "priors.dsine_weights"), ("hed_weights", "priors.hed"),
                       ("lpips_trunk", "priors.lpips_trunk"), ("lpips_heads", "priors.lpips_heads")):  # fmt: skip
         if getattr(args, flag):
@@ -93,7 +100,8 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--config", help="YAML file or preset name (configs/<name>.yaml): " + ", ".join(presets))
     p.add_argument("--out", help="run directory (default: runs/<config name>-NNN)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (same as train.device=...)")
+    p.add_argument("--device", help=DEVICE_HELP + " (same as train.device=...; default: the config's, auto)")
+    add_quiet(p)
     p.add_argument("--dsine-weights", metavar="PATH", help="dsine.pt for the normal loss (same as priors.dsine_weights=PATH)")
     p.add_argument("--hed-weights", metavar="PATH", help="HED weights file for the edge loss (same as priors.hed=PATH)")
     p.add_argument("--lpips-trunk", metavar="PATH", help="LPIPS trunk weights (same as priors.lpips_trunk=PATH)")

@@ -9,8 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from facesketch.cli import add_device, add_quiet, show_progress
 from facesketch.errors import UserError
-from facesketch.inference import DIRECTIONS
+from facesketch.inference import DIRECTIONS, MAX_SIZE, MIN_SIZE, check_size
 from facesketch.models.generators import GENERATORS
 from facesketch.translate import collect_inputs, translate_files
 from facesketch.translate.load import load_translator
@@ -57,11 +58,13 @@ def run_translate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.size is not None:
+        check_size(args.size)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder; choose another --out")
     args.model = resolve_model(args.model)
-    tr = load_translator(args.model, direction=args.direction, device=device)
+    tr = load_translator(args.model, direction=args.direction, device=device).at_size(args.size)
     files = collect_inputs(args.inputs, recursive=args.recursive)
     if not files:
         raise UserError("no input images found (pass image files or folders)")
@@ -70,7 +73,7 @@ def run_translate(args: argparse.Namespace) -> int:
     detector = _face_detector(args)
     ext = "." + args.format.lower().lstrip(".")
     rep = translate_files(tr, files, Path(args.out), save_masks=args.save_masks, ext=ext, batch_size=args.batch_size,
-                          output_size=args.output_size, progress=not args.quiet, detector=detector,
+                          output_size=args.output_size, progress=show_progress(args), detector=detector,
                           paste_back=args.paste_back, whole_frame_fallback=args.whole_frame_fallback,
                           save_boxes=args.save_boxes)  # fmt: skip
     faces = f" ({rep.faces} face(s), {args.detector} detector)" if detector is not None else ""
@@ -127,7 +130,10 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--output-size", default="model", choices=["model", "input"],
                    help="whole-frame outputs: model size (default) or each input's size; face crops: model size")  # fmt: skip
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--size", type=int, default=None, metavar="N",
+                   help=f"translate at N x N px (a multiple of 4 from {MIN_SIZE} to {MAX_SIZE}; default: the model's own size, 288 "
+                        "for the shipped model): faces are aligned to it, whole frames resized to it")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run_translate)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesketch.errors import UserError
+from facesketch.logs import stdout
 
 GDRIVE_ID = "1saIMhQ3dc5_ftkfGmBPbCluRn_zy7QQp"
 PAGE = f"https://drive.google.com/file/d/{GDRIVE_ID}/view (or Baidu: https://pan.baidu.com/s/1eJVNPlGRbCc2zSp4iO8bVw, pw FS2K)"
@@ -71,7 +72,7 @@ def download_fs2k(dest: str | Path, *, url: str | None = None, archive: str | Pa
             verify_release(dest, release)
         except UserError:
             raise UserError(f"--out {dest} exists and is not empty (and not a complete FS2K): choose an empty folder") from None
-        print(f"FS2K already present and verified at {dest}")
+        stdout().info(f"FS2K already present and verified at {dest}")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     sha256 = sha256 or release.archive_sha256

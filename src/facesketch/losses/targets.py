@@ -19,6 +19,7 @@ import numpy as np
 
 from facesketch.config import NORMAL_ESTIMATORS
 from facesketch.errors import UserError
+from facesketch.logs import stdout
 
 MANIFEST = "manifest.json"
 
@@ -130,7 +131,7 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
                     chunk.append(p)
                 except UnreadableImageError as e:
                     counts["unreadable"] += 1
-                    print(f"warning: skipping {e}")
+                    stdout().info(f"warning: skipping {e}")
             if chunk:
                 x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(255).to(dev)
                 with torch.no_grad():

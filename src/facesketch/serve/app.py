@@ -148,14 +148,14 @@ def _fit(img: np.ndarray, side: int) -> np.ndarray:
 class DemoModel:
     """The model behind the demo: a Translator per available direction, the face detector, one inference at a time."""
 
-    def __init__(self, model: str | Path, *, device: str = "cpu"):
+    def __init__(self, model: str | Path, *, device: str = "cpu", size: int | None = None):
         from facesketch.inference import DIRECTIONS
         from facesketch.translate.load import load_translator
 
         self.translators = {}
         for d in DIRECTIONS:
             try:
-                self.translators[d] = load_translator(model, direction=d, device=device)
+                self.translators[d] = load_translator(model, direction=d, device=device).at_size(size)
             except UserError:
                 if d == "AtoB":  # the photo -> sketch generator is what the demo is for
                     raise
@@ -220,13 +220,13 @@ class DemoModel:
 
 
 def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_megapixels: float = 50,
-               device: str = "cpu"):  # fmt: skip
+               device: str = "cpu", size: int | None = None):  # fmt: skip
     """The FastAPI application for ``model`` (a run directory, an export file, or a loaded DemoModel)."""
     page_html = (Path(__file__).resolve().parent / "static" / "index.html").read_text(encoding="utf-8")
 
     if max_upload_mb <= 0 or max_megapixels <= 0:
         raise UserError("--max-upload-mb and --max-megapixels must be positive")
-    demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device)
+    demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device, size=size)
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6))
     app = FastAPI(title="facesketch demo", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.demo, app.state.limits = demo, limits

@@ -6,6 +6,7 @@ Neither kind ever executes code when loaded: training states are read with ``tor
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,8 @@ from facesketch.tensorfile import read_weights_only
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT = "facesketch-train-state/1"
+
+log = logging.getLogger(__name__)
 
 
 def state_digest(obj) -> str:
@@ -128,13 +131,12 @@ def load_train_state(path: Path) -> dict:
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict] | None:
     """The newest checkpoint that loads; an unreadable newer one is reported and skipped (older ones are kept for this)."""
-    import sys
 
     for path in reversed(list_checkpoints(run_dir)):
         try:
             return path, load_train_state(path)
         except UserError as e:
-            print(f"warning: skipping unreadable checkpoint: {e}", file=sys.stderr)
+            log.warning(f"warning: skipping unreadable checkpoint: {e}")
     return None
 
 

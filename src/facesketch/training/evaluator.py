@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import torch
@@ -11,6 +11,8 @@ from facesketch.config import Config
 from facesketch.data import fs2k
 from facesketch.training.step import CycleGenerators
 
+log = logging.getLogger(__name__)
+
 
 def make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.device, holdout: list = (),
                     raw: CycleGenerators | None = None):  # fmt: skip
@@ -18,7 +20,7 @@ def make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.de
     test split (five metrics); None without FS2K. With ``raw`` (the trained weights when ``G`` is their EMA), those
     are scored too, as 'raw/<metric>', so every EMA run measures what the average buys."""
     if not fs2k.is_fs2k_root(root):
-        print("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled", file=sys.stderr)
+        log.warning("note: train.eval_every needs FS2K (test split with ground-truth sketches); evaluation disabled")
         return None
     from facesketch.errors import UserError as _UserError
     from facesketch.evaluation import METRICS
@@ -37,7 +39,7 @@ def make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.de
         build_lpips("alex")
     except _UserError as e:
         metrics = tuple(m for m in METRICS if m != "lpips")
-        print(f"note: evaluation during training without LPIPS ({e})", file=sys.stderr)
+        log.warning(f"note: evaluation during training without LPIPS ({e})")
 
     def score(gens: CycleGenerators) -> dict:
         tr = Translator(gens.G_A, model_meta(cfg), device=device)

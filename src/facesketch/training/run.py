@@ -3,6 +3,7 @@ and where a run reports (stats lines, log, progress bar)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -12,9 +13,12 @@ import torch
 
 from facesketch import run_layout as layout
 from facesketch.errors import UserError
+from facesketch.logs import stdout
 from facesketch.training import checkpoint as ck
 from facesketch.training.state import TrainState
 from facesketch.training.stats import StatsWriter
+
+log = logging.getLogger(__name__)
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
@@ -42,11 +46,11 @@ def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
         raise UserError(f"--out {run_dir}: cannot write there ({e.strerror or e}); choose a writable --out") from None
     left = ck.remove_leftovers(run_dir)
     if left:
-        print(f"removed {len(left)} temporary file(s) left by interrupted writes in {run_dir}")
+        stdout().info(f"removed {len(left)} temporary file(s) left by interrupted writes in {run_dir}")
     stats = run_dir / layout.STATS
     if not resume and stats.exists():
         os.replace(stats, run_dir / layout.STATS_PREVIOUS)
-        print(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
+        stdout().info(f"note: {stats} of an earlier run without a checkpoint moved to stats.prev.jsonl")
 
 
 class RunLog:
@@ -57,7 +61,7 @@ class RunLog:
 
     def __call__(self, msg: str, *, echo: bool = True, err: bool = False) -> None:
         if echo:
-            print(msg, file=sys.stderr if err else sys.stdout)
+            (log.warning if err else stdout().info)(msg)
         if self.path is not None:
             try:
                 with open(self.path, "a", encoding="utf-8") as f:
@@ -116,7 +120,7 @@ class StopSignals:
         if self.signum is not None:  # the second one: give up waiting for the step
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\nsignal {signum}: stopping after this step (checkpoint first); send it again to stop at once", file=sys.stderr)
+        log.warning(f"signal {signum}: stopping after this step (checkpoint first); send it again to stop at once")
 
     def __exit__(self, *exc):
         import signal

@@ -9,7 +9,7 @@ the whole image instead (non-face pictures, sketches). The model itself is an ``
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the face path's types; the package itself is imported only 
 # ---------------------------------------------------------------------------------------------------------------
 # files and folders
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TranslateReport:
@@ -47,7 +49,7 @@ def collect_inputs(inputs: list[str], *, recursive: bool = False) -> list[Path]:
             it = p.rglob("*") if recursive else p.iterdir()
             found = sorted(q for q in it if q.is_file() and is_image_file(q))
             if not found:
-                print(f"warning: {p}: no image files found", file=sys.stderr)
+                log.warning(f"warning: {p}: no image files found")
             files += found
         else:
             files.append(p)  # a file; a missing one is reported as unreadable at the end, like any other bad input
@@ -111,7 +113,7 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
             if t.no_face:
                 rep.no_face.append(f)
                 what = "translating the whole frame" if whole_frame_fallback else "skipped (--whole-frame-fallback: translate it whole)"
-                tqdm.write(f"{f}: no face found; {what}", file=sys.stderr)
+                log.warning(f"{f}: no face found; {what}")
             for k, name in enumerate(t.names(f.stem)):
                 _save(t.outputs[k], out_dir / f"{name}{ext}", rep)
                 panel = t.panel(k) if save_masks else None

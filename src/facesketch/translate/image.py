@@ -29,6 +29,7 @@ class TranslateOptions:
         always at the model size.
     masks: keep the attention masks (generators with attention only).
     batch_size: images per forward pass.
+    size: the square size (px) faces are aligned to and frames resized to; None: the model's own size.
     """
 
     align: bool = True
@@ -36,8 +37,13 @@ class TranslateOptions:
     output_size: str = "model"
     masks: bool = True
     batch_size: int = 8
+    size: int | None = None
 
     def __post_init__(self):
+        if self.size is not None:
+            from facesketch.inference import check_size
+
+            check_size(self.size)
         if self.output_size not in OUTPUT_SIZES:
             raise UserError(f"output_size {self.output_size!r}: use one of {', '.join(OUTPUT_SIZES)}")
         if self.batch_size < 1:
@@ -120,6 +126,7 @@ def translate_images(tr: Translator, imgs: list[np.ndarray], options: TranslateO
                      detector: FaceDetector | None = None) -> list[Translation]:  # fmt: skip
     """``translate_image`` for several images: the face path one image at a time (its faces form the batch), whole
     frames ``options.batch_size`` at a time."""
+    tr = tr.at_size(options.size)
     results: list[Translation | None] = [None] * len(imgs)
     whole: list[int] = []
     for i, img in enumerate(imgs):
