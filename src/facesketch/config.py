@@ -313,6 +313,10 @@ PRESET_DIRS = [Path(__file__).resolve().parent / "configs"]  # package data: pre
 def preset_path(name_or_path: str) -> Path:
     """A YAML path, or a preset name ('paper', 'debug', ...) looked up in the project's configs/."""
     p = Path(name_or_path)
+    if p.exists() and not p.is_file():
+        raise UserError(f"--config {name_or_path}: not a regular file (a folder, FIFO or device); give a YAML file or a preset name")
+    if p.is_file() and p.suffix not in (".yaml", ".yml"):
+        raise UserError(f"--config {name_or_path}: not a YAML file (.yaml or .yml); give a preset YAML or a preset name")
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():
             raise UserError(f"--config {name_or_path}: file not found")

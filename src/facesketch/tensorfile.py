@@ -21,6 +21,19 @@ CODE_PICKLE = ("it is a pickle that needs Python code to load (a pickled object,
                "listed source (`facesketch weights list`)")  # fmt: skip
 
 
+NOT_WEIGHTS = "not a weights file: neither a PyTorch zip archive, a pickle of tensors nor safetensors"
+
+
+def _looks_like_weights(path: Path) -> bool:
+    """A PyTorch zip archive (PK), a pickle (protocol 2+ starts with 0x80) or a legacy torch file (its magic pickle)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True  # let torch.load report it
+    return head[:2] == b"PK" or head[:1] == b"\x80"
+
+
 def _reason(e: BaseException) -> str:
     text = str(e).strip()
     if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
@@ -33,7 +46,9 @@ def read_weights_only(path: str | Path, what: str = "a PyTorch file") -> object:
     """``torch.load(path, weights_only=True)`` on CPU; UserError ``PATH: cannot be read as WHAT (reason)``."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file ({what} expected)")
+        raise UserError(f"{path}: " + (f"not a regular file ({what} expected)" if path.exists() else f"no such file ({what} expected)"))
+    if not _looks_like_weights(path):
+        raise UserError(f"{path}: cannot be read as {what} ({NOT_WEIGHTS})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors of a damaged or foreign file

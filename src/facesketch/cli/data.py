@@ -50,6 +50,12 @@ def run_download(args: argparse.Namespace) -> int:
 
     if args.dataset != "fs2k":
         raise UserError(f"unknown dataset {args.dataset!r}: only 'fs2k' can be downloaded")
+    out = Path(args.out)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {args.out}: {p} is a file, not a folder; choose a folder to create")
+            break
     dest = download_fs2k(args.out, url=args.url, archive=args.archive, sha256=args.sha256, keep_archive=args.keep_archive,
                          progress=show_progress(args))  # fmt: skip
     print(f"FS2K ready at {dest}; use it with FS2K_ROOT={dest} or data.root={dest}")

@@ -186,6 +186,8 @@ def run_normals(args: argparse.Namespace) -> int:
         raise UserError(f"--size {args.size}: use the training load_size, between 16 and 4096 (default 286)")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.limit < 0:
+        raise UserError(f"--limit {args.limit}: use 0 (all photos) or a positive count")
     counts = precompute_normals(args.root, args.out, size=args.size, split=args.split, weights=args.weights,
                                 synthetic_seed=args.synthetic_seed, prediction=args.prediction, batch_size=args.batch_size,
                                 device=str(pick_device(args.device)), limit=args.limit, previews=not args.no_previews,

@@ -70,10 +70,29 @@ def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255
     return im.convert("RGB")
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file without blocking or reading forever (a FIFO, a socket, a device, a
+    folder), or None for a regular file or a missing one (reported as missing where it is opened)."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket"
+            if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")  # fmt: skip
+    return f"{kind}, not a regular file: give an image file"
+
+
 def decode_image(path: Path | str, convert: Callable[[Image.Image], T]) -> T:
     """Open and fully decode ``path`` and return ``convert(image)``; every failure becomes an UnreadableImageError
     naming the file (missing, not an image, truncated, too large)."""
     path = Path(path)
+    problem = not_a_regular_file(path)
+    if problem:
+        raise UnreadableImageError(path, problem)
     try:
         with Image.open(path) as im:
             problem = image_bounds_problem(*im.size)

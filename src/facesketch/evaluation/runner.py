@@ -33,6 +33,8 @@ def parse_metrics(spec: str | None) -> tuple[str, ...]:
     if not spec or spec == "all":
         return every
     want = [s.strip() for s in spec.split(",") if s.strip()]
+    if not want:
+        raise ValueError(f"{spec!r} names no metric; choose from {', '.join(every)} (or all)")
     bad = [s for s in want if s not in every]
     if bad:
         raise ValueError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(every)}")

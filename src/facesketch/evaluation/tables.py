@@ -22,6 +22,11 @@ PAPER_TABLE_II = {
 }
 
 
+def md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: one line, '|' escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def paper_rows() -> dict[str, dict[str, dict[str, float]]]:
     """{'table_I': {method: {metric: value}}, 'table_II': {...}}, as reported in the paper."""
     return {
@@ -41,7 +46,7 @@ def _head(metrics) -> str:
 
 def render_table(summary: dict) -> str:
     """table.md for a metrics.json ``summary``: our row beside the paper's rows, then attribute-subset means."""
-    label = summary.get("label") or "this run"
+    label = md_cell(summary.get("label") or "this run")
     proto = summary["protocol"]
     counts = summary["counts"]
     ours_metrics = [m for m in METRICS if m in summary.get("metrics", METRICS)]

@@ -89,6 +89,8 @@ def precompute_normals(root: str | Path, out: str | Path | None = None, *, size:
     root = Path(root)
     out = Path(out) if out else default_normals_dir(root, estimator)
     files = discover(root, split, source)
+    if limit < 0:
+        raise UserError(f"limit {limit}: use 0 (all photos) or a positive count", arg="limit")
     photos = files.A[:limit] if limit else files.A
     if estimator == "facemesh":
         settings = facemesh_settings(size)

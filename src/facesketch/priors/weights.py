@@ -264,8 +264,14 @@ ARTIFACTS: dict[str, Artifact] = {
 
 
 def weights_home() -> Path:
-    """``$FACESKETCH_HOME`` (default ``~/.cache/facesketch``)."""
-    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+    """``$FACESKETCH_HOME`` (default ``~/.cache/facesketch``); a UserError when it names something that is not a folder."""
+    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+    for p in (home, *home.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{HOME_ENV}={home}: {p} is a file, not a folder; point {HOME_ENV} to a folder (it is created if missing)")
+            break
+    return home
 
 
 def cache_dir(name: str) -> Path:
@@ -372,7 +378,7 @@ def resolve(artifact: str, local_path: str | os.PathLike | None = None, *, sourc
     if local_path is not None:
         path = Path(local_path).expanduser()
         if not path.is_file():
-            raise UserError(f"{art.flag} {path}: file not found")
+            raise UserError(f"{art.flag} {path}: " + ("not a regular file; give the weights file" if path.exists() else "file not found"))
         stem_tail = path.stem.rsplit("-", 1)[-1]
         if len(stem_tail) == 8 and all(c in "0123456789abcdef" for c in stem_tail) and not _sha256_cached(path).startswith(stem_tail):
             raise UserError(f"{art.flag} {path}: sha256 does not start with {stem_tail} as its name says; the file is corrupt")
@@ -572,7 +578,8 @@ def _from_members(art: Artifact, src: Source, files: list[Path], work: Path, *, 
 def _import_local(art: Artifact, path: Path) -> Path:
     """``fetch NAME --source PATH``: put a user's file into the cache after checking what it is."""
     if not path.is_file():
-        raise UserError(f"--source {path}: file not found")
+        raise UserError(f"--source {path}: " + ("not a regular file (a folder, FIFO or device); give the weights file"
+                                                 if path.exists() else "file not found"))  # fmt: skip
     sha = sha256_file(path)
     root = cache_dir(art.name)
     root.mkdir(parents=True, exist_ok=True)

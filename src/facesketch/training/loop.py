@@ -186,6 +186,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
     dataset = UnpairedDataset(A, B, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
                               flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, targets=targets,
                               context=context)  # fmt: skip
+    if t.batch_size > len(dataset):
+        raise UserError(f"train.batch_size={t.batch_size} is more than the {len(dataset)} training images; "
+                        f"use at most {len(dataset)}")  # fmt: skip
     sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
     workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, (os.cpu_count() or 1) - 1))
     loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,

@@ -40,8 +40,10 @@ def prepare_run_dir(run_dir: Path, resume: bool, *, write: bool = True) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)  # checkpoints/ comes with the first checkpoint
         probe = run_dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"facesketch")
-        probe.unlink()
+        try:
+            probe.write_bytes(b"facesketch")
+        finally:  # a full disk can leave the file behind, empty
+            probe.unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"--out {run_dir}: cannot write there ({e.strerror or e}); choose a writable --out") from None
     left = ck.remove_leftovers(run_dir)

@@ -98,9 +98,11 @@ class TrainState:
         try:
             ck.save_train_state(st, path)
             ck.prune_checkpoints(run_dir, keep, known_good=path)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # torch's zip writer turns an OSError mid-file into a RuntimeError
+            cause = e if isinstance(e, OSError) else (e.__cause__ or e.__context__ or e)
+            why = getattr(cause, "strerror", None) or str(cause).strip().splitlines()[0][:200]
             last = ck.list_checkpoints(run_dir)
-            raise UserError(f"step {self.step}: cannot write the checkpoint {path} ({e.strerror or e}); training stopped"
+            raise UserError(f"step {self.step}: cannot write the checkpoint {path} ({why}); training stopped"
                             + (f"; the newest earlier checkpoint is {last[-1]}" if last else "")) from None  # fmt: skip
         return path
 

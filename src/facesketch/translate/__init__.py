@@ -67,6 +67,37 @@ def _save(img: np.ndarray, dest: Path, rep: TranslateReport) -> None:
     rep.written.append(dest)
 
 
+def output_names(stem: str, ext: str) -> list[str]:
+    """Every name ``translate_files`` may write for an input of this stem (face outputs matched by pattern)."""
+    return [f"{stem}{ext}", f"{stem}_pasted{ext}", f"{stem}_attention.png", f"{stem}_faces.png", f"{stem}_face*{ext}",
+            f"{stem}_face*_attention.png"]  # fmt: skip
+
+
+def refuse_overwriting_inputs(files: list[Path], out_dir: Path, ext: str) -> None:
+    """UserError, before anything is written, when an output would replace one of the inputs: the same file by
+    path, through a symlink or as a hard link (compared by device and inode)."""
+    if not out_dir.is_dir():
+        return  # a new folder holds no input
+    inputs = {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        inputs[(st.st_dev, st.st_ino)] = f
+    for f in files:
+        for pattern in output_names(f.stem, ext):
+            for cand in out_dir.glob(pattern):
+                try:
+                    st = cand.stat()
+                except OSError:
+                    continue
+                hit = inputs.get((st.st_dev, st.st_ino))
+                if hit is not None:
+                    raise UserError(f"--out {out_dir}: writing {cand.name} would replace the input {hit}; "
+                                    "choose another --out (nothing was written)")  # fmt: skip
+
+
 def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_masks: bool = False, ext: str = ".png",
                     batch_size: int = 8, output_size: str = "model", progress: bool = True, detector: FaceDetector | None = None,
                     paste_back: bool = False, whole_frame_fallback: bool = False, save_boxes: bool = False) -> TranslateReport:  # fmt: skip
@@ -90,6 +121,7 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
             raise UserError(f"two inputs share the output name {f.stem}{ext}: {stems[f.stem]} and {f} (translate them separately)")
         stems[f.stem] = f
     out_dir = Path(out_dir)
+    refuse_overwriting_inputs(files, out_dir, ext)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = TranslateReport()
     opts = TranslateOptions(align=detector is not None, whole_frame_fallback=whole_frame_fallback, output_size=output_size,
