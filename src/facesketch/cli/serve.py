@@ -55,16 +55,22 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: use a port number between 1 and 65535 (0: any free port)")
     import math
 
-    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels)):
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels),
+                        ("--header-timeout", args.header_timeout), ("--body-timeout", args.body_timeout)):  # fmt: skip
         if not (0 < value < math.inf):
             raise UserError(f"{flag} {value}: must be a finite number > 0")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be >= 1")
+    if args.queue < 0:
+        raise UserError(f"--queue {args.queue}: must be >= 0")
     from facesketch.default_model import resolve_model
 
     args.model = resolve_model(args.model)
     sock = _bind(args.host, args.port)  # before loading the model: a taken port fails at once
     try:
         app = create_app(args.model, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
-                         device=pick_device(args.device), size=args.size)  # fmt: skip
+                         device=pick_device(args.device), size=args.size, workers=args.workers, queue=args.queue,
+                         body_timeout=args.body_timeout)  # fmt: skip
     except BaseException:
         sock.close()
         raise
@@ -73,7 +79,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"note: listening on {args.host}: other machines on your network can use this demo", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host
     print(f"facesketch demo for {args.model}: open http://{shown}:{port}/  (Ctrl+C stops it)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    from facesketch.serve.protocol import timed_protocol
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, http=timed_protocol(args.header_timeout)))
     server.run(sockets=[sock])
     return 0
 
@@ -94,6 +102,14 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--max-megapixels", type=float, default=50, help="largest accepted image in megapixels (default 50)")
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help=f"translate at N x N px (a multiple of 4 from {MIN_SIZE} to {MAX_SIZE}; default: the model's own size)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="images decoded and translated at once (default: one per two CPUs, at least 1); bounds memory")
+    p.add_argument("--queue", type=int, default=8, metavar="N",
+                   help="requests that may wait beyond those (default 8); more are answered 503 with Retry-After")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds a connection has to send a whole request head (default 10); slower ones are closed")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds an upload may stall (default 30); then 408")
     add_device(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")  # fmt: skip

@@ -7,6 +7,7 @@ data URLs (see ``DemoModel.run``); rejected uploads get ``{"detail": message}`` 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import threading
@@ -45,12 +46,25 @@ class _OverLimit(Exception):
     pass
 
 
+def default_workers() -> int:
+    """Images decoded and translated at once by default: one per two usable CPUs (at least one)."""
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, usable // 2)
+
+
 @dataclass(frozen=True)
 class Limits:
-    """max_upload_bytes: largest accepted file; max_pixels: largest accepted width x height (decompression bombs)."""
+    """max_upload_bytes: largest accepted file; max_pixels: largest accepted width x height (decompression bombs);
+    workers: images decoded and translated at once (what bounds memory); queue: requests that may wait beyond those,
+    after which the answer is 503 with Retry-After; body_timeout: seconds a client may pause while sending its upload."""
 
     max_upload_bytes: int = 10 * 2**20
     max_pixels: int = 50_000_000
+    workers: int = 1
+    queue: int = 8
+    body_timeout: float = 30.0
 
     def too_large(self) -> str:
         return f"the upload is larger than {self.max_upload_bytes / 2**20:g} MB, this server's limit (--max-upload-mb)"
@@ -66,12 +80,18 @@ async def read_upload(request: Request, limits: Limits) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap * DRAIN_FACTOR:
         raise UploadRejected(413, limits.too_large())
-    raw = request.stream()
+    raw = request.stream().__aiter__()
     seen = 0
 
     async def counted():
         nonlocal seen
-        async for chunk in raw:
+        while True:
+            try:  # a client that stops sending mid-upload is answered 408, not waited on
+                chunk = await asyncio.wait_for(raw.__anext__(), timeout=limits.body_timeout)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise UploadRejected(408, f"the upload stalled for {limits.body_timeout:g} s; send it again") from None
             seen += len(chunk)
             if seen > cap:
                 raise _OverLimit
@@ -128,6 +148,47 @@ def decode_upload(data: bytes, limits: Limits) -> Image.Image:
         return to_rgb(ImageOps.exif_transpose(im))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise UploadRejected(400, f"the image could not be decoded ({e})") from None
+
+
+class Gate:
+    """At most ``workers`` requests decode and translate at once; at most ``queue`` more wait (reading their upload or
+    their turn); anything beyond is turned away at once (503) instead of piling up memory and latency."""
+
+    def __init__(self, workers: int, queue: int):
+        self.workers, self.queue = workers, queue
+        self.inside = 0  # waiting + working
+        self.working = 0
+        self.slots = asyncio.Semaphore(workers)
+
+    def enter(self) -> bool:
+        if self.inside >= self.workers + self.queue:
+            return False
+        self.inside += 1
+        return True
+
+    def leave(self) -> None:
+        self.inside -= 1
+
+    def status(self) -> dict:
+        return {"working": self.working, "waiting": self.inside - self.working, "workers": self.workers, "queue": self.queue}
+
+
+def _trim_memory() -> None:
+    """Give freed heap back to the system after a large image (glibc keeps it otherwise, and the server's RSS creeps)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def short(text: str, n: int = 80) -> str:
+    """At most ``n`` characters of something a client sent, for an error message."""
+    text = str(text)
+    return text if len(text) <= n else text[:n] + f"... ({len(text)} characters)"
 
 
 def png_data_url(img: np.ndarray) -> str:
@@ -220,16 +281,31 @@ class DemoModel:
 
 
 def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_megapixels: float = 50,
-               device: str = "cpu", size: int | None = None):  # fmt: skip
+               device: str = "cpu", size: int | None = None, workers: int | None = None, queue: int = 8,
+               body_timeout: float = 30.0):  # fmt: skip
     """The FastAPI application for ``model`` (a run directory, an export file, or a loaded DemoModel)."""
     page_html = (Path(__file__).resolve().parent / "static" / "index.html").read_text(encoding="utf-8")
 
     if max_upload_mb <= 0 or max_megapixels <= 0:
         raise UserError("--max-upload-mb and --max-megapixels must be positive")
     demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device, size=size)
-    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6))
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+                    workers=workers or default_workers(), queue=queue, body_timeout=body_timeout)  # fmt: skip
+    if limits.workers < 1 or limits.queue < 0 or not limits.body_timeout > 0:
+        raise UserError("--workers must be >= 1, --queue >= 0 and --body-timeout > 0")
+    gate = Gate(limits.workers, limits.queue)
     app = FastAPI(title="facesketch demo", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.demo, app.state.limits = demo, limits
+    app.state.demo, app.state.limits, app.state.gate = demo, limits, gate
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError):
+        parts = []
+        for err in exc.errors()[:3]:  # name the parameter and what it needs; echo at most a short prefix of the value
+            where = ".".join(str(x) for x in err.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {err.get('msg', 'invalid')} (got {short(err.get('input', ''), 40)!r})")
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=400)
     # the page uses nothing outside this server: say so to the browser too
     csp = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")  # fmt: skip
@@ -240,17 +316,39 @@ def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_
 
     @app.get("/api/info")
     def info():
-        return {**demo.info(), "max_upload_mb": limits.max_upload_bytes / 2**20, "max_megapixels": limits.max_pixels / 1e6}
+        return {**demo.info(), "max_upload_mb": limits.max_upload_bytes / 2**20, "max_megapixels": limits.max_pixels / 1e6,
+                "workers": limits.workers, "queue": limits.queue}  # fmt: skip
+
+    @app.get("/api/status")
+    def status():
+        return gate.status()
 
     @app.post("/api/translate")
     async def translate(request: Request, direction: str = "AtoB", align: bool = True):
+        if not gate.enter():
+            return JSONResponse({"detail": f"the server is busy ({gate.inside} requests in hand); try again in a few seconds"},
+                                status_code=503, headers={"Retry-After": "5"})  # fmt: skip
         try:
             if direction not in demo.translators:
-                raise UploadRejected(400, f"direction {direction!r} is not available; this model offers {', '.join(demo.translators)}")
+                raise UploadRejected(400, f"direction {short(direction)!r} is not available; this model offers "
+                                          f"{', '.join(demo.translators)}")  # fmt: skip
             data = await read_upload(request, limits)
-            img = await run_in_threadpool(decode_upload, data, limits)
+            async with gate.slots:  # decoding and translating: the memory-heavy part, ``workers`` at a time
+                gate.working += 1
+                try:
+                    img = await run_in_threadpool(decode_upload, data, limits)
+                    del data
+                    big = img.width * img.height > 4_000_000
+                    answer = await run_in_threadpool(demo.run, np.asarray(img), direction=direction, align=align)
+                    del img
+                    if big:
+                        _trim_memory()
+                finally:
+                    gate.working -= 1
+            return answer
         except UploadRejected as e:
             return JSONResponse({"detail": e.message}, status_code=e.status)
-        return await run_in_threadpool(demo.run, np.asarray(img), direction=direction, align=align)
+        finally:
+            gate.leave()
 
     return app
