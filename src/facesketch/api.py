@@ -99,8 +99,18 @@ class Sketcher:
     def _options(self, align, paste_back, size, direction, style, masks, output_size) -> tuple[Translator, TranslateOptions]:
         if direction not in self.translators:
             raise ValueError(f"direction={direction!r}: this model offers {', '.join(self.translators)}")
+        tr = self.translators[direction]
         if style is not None:
-            raise ValueError(f"style={style!r}: this model has no styles (it was trained without model.styles)")
+            from facesketch.data.fs2k import parse_style
+
+            if direction != "AtoB" or not tr.styles:
+                raise ValueError(f"style={style!r}: this model has no styles (it was trained without model.styles)")
+            try:
+                style = parse_style(style, tr.styles)
+            except UserError as e:
+                raise ValueError(str(e)) from None
+            if style == "all":
+                raise ValueError("style='all': call once per style (0, 1, 2, ...)")
         if align is None:  # as `facesketch translate`: the face path for photos, whole frames for sketches
             align = direction == "AtoB" and self.detector is not None
         if align and self.detector is None:
@@ -110,8 +120,9 @@ class Sketcher:
                 check_size(size)
             except UserError as e:
                 raise ValueError(str(e)) from None
-        opts = TranslateOptions(align=bool(align), whole_frame_fallback=True, output_size=output_size, masks=masks, size=size)
-        return self.translators[direction], opts
+        opts = TranslateOptions(align=bool(align), whole_frame_fallback=True, output_size=output_size, masks=masks, size=size,
+                                style=style)  # fmt: skip
+        return tr, opts
 
     def translate(self, images, *, align: bool | None = None, size: int | None = None, direction: str = "AtoB",
                   style=None, output_size: str = "model") -> Translation | list[Translation]:  # fmt: skip

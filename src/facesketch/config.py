@@ -116,6 +116,11 @@ class ModelConfig:
     """The same for G_B (sketch -> photo)."""
     grey_sketch: bool = False
     """G_A draws one grey channel (repeated to RGB; its 'input' background is the photo's luma), so sketches carry no colour."""
+    styles: int = 0
+    """Sketch styles G_A draws on request (FS2K: 3, the annotations' ``style`` 0, 1, 2); 0 = one unconditional style,
+    the paper's. With styles, G_A reads one-hot style planes beside the photo, D_A judges each sketch as the style it
+    claims (one patch map per style), every photo is drawn in a style sampled uniformly and every real sketch carries
+    its own label (FS2K annotations, or ROOT/styles.json for a trainA/trainB layout)."""
     upsample: str = "transpose"
     """The generators' x2 upsampling: 'transpose' (ConvTranspose 3x3 stride 2, CycleGAN/AttentionGAN) or 'resize'
     (nearest x2 then conv 3x3: no checkerboard, 4x the FLOPs of those two layers)."""
@@ -133,6 +138,7 @@ class ModelConfig:
         for k in ("background_A", "background_B"):
             _choice(getattr(self, k), BACKGROUNDS, f"model.{k}")
         _choice(self.upsample, UPSAMPLERS, "model.upsample")
+        _check(0 <= self.styles <= 16 and self.styles != 1, "model.styles", f"use 0 (no styles) or 2..16 (got {self.styles})")
         if self.generator == "resnet":
             _check(self.background_A == self.background_B == "auto", "model.background_A/B",
                    "only attention generators have a background mask (leave it 'auto' with model.generator=resnet)")  # fmt: skip

@@ -79,10 +79,31 @@ class Translator:
         other.size = check_size(size)
         return other
 
+    @property
+    def styles(self) -> int:
+        """How many sketch styles this generator draws on request (0: one, unconditional)."""
+        return int(getattr(self.G, "styles", 0) or 0)
+
+    def check_style(self, style) -> None:
+        """A UserError naming the ``style`` argument when this model cannot draw it."""
+        if style is None:
+            return
+        if not self.styles:
+            raise UserError(f"style {style!r}: this model has no styles (it was trained without model.styles)", arg="style")
+        values = style if isinstance(style, (list, tuple)) else [style]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < self.styles:
+                raise UserError(f"style {v!r}: this model draws styles 0..{self.styles - 1}", arg="style")
+
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> GeneratorOutput:
-        """x: RGB in [-1, 1] (B, 3, S, S) -> the generator's output structure (on the translator's device)."""
-        return self.G(x.to(self.device))
+    def forward(self, x: torch.Tensor, style=None) -> GeneratorOutput:
+        """x: RGB in [-1, 1] (B, 3, S, S) -> the generator's output structure (on the translator's device). ``style``:
+        an int or (B,) indices for a style-conditioned model (None: style 0); ignored otherwise."""
+        x = x.to(self.device)
+        if not self.styles:
+            return self.G(x)
+        st = torch.as_tensor(0 if style is None else style, device=self.device).reshape(-1).long()
+        return self.G(x, st.expand(x.shape[0]) if st.numel() == 1 else st)
 
     def _prepare(self, img: np.ndarray) -> torch.Tensor:
         im = Image.fromarray(img)
@@ -91,13 +112,18 @@ class Translator:
         return torch.from_numpy(np.asarray(im).transpose(2, 0, 1).copy())
 
     def translate_arrays(self, images: list[np.ndarray], *, batch_size: int = 8, output_size: str = "model",
-                         return_attention: bool = False):  # fmt: skip
-        """uint8 RGB images (any size) -> translated uint8 RGB images; with ``return_attention`` also (K+1, S, S) masks."""
+                         return_attention: bool = False, style=None):  # fmt: skip
+        """uint8 RGB images (any size) -> translated uint8 RGB images; with ``return_attention`` also (K+1, S, S) masks.
+        ``style``: for a style-conditioned model, one style for all, or one per image (default 0)."""
+        self.check_style(style)
+        per_image = list(style) if isinstance(style, (list, tuple)) else None
+        if per_image is not None and len(per_image) != len(images):
+            raise UserError(f"style: {len(per_image)} styles for {len(images)} images", arg="style")
         outs, masks = [], []
         for i in range(0, len(images), batch_size):
             chunk = images[i : i + batch_size]
             x = to_model_range(torch.stack([self._prepare(im) for im in chunk]))
-            o = self.forward(x)
+            o = self.forward(x, per_image[i : i + batch_size] if per_image is not None else style)
             ys = from_model_range(o.image).cpu().numpy()
             for j, y in enumerate(ys):
                 if output_size == "input" and chunk[j].shape[:2] != y.shape[:2]:

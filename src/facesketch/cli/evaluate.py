@@ -60,6 +60,12 @@ def register(subparsers, help_text: str) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="scoring processes (default: one per CPU core for >= 64 pairs on CPU; 0 = in this process)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="photos per --model translation batch")
+    st = p.add_mutually_exclusive_group()
+    st.add_argument("--style", metavar="STYLE", help="a model with styles: translate every photo in this style (0/contour, "
+                    "1/bold, 2/shaded)")  # fmt: skip
+    st.add_argument("--style-from-annotations", action="store_true",
+                    help="a model with styles: translate each photo in the style of its own ground-truth sketch "
+                         "(anno_test.json; FSGAN's and HIDA's protocol, 'style given')")  # fmt: skip
     p.add_argument("--label", help="name of our row in table.md (default: the --pred folder or --model name)")
     p.set_defaults(func=run)
 
@@ -95,6 +101,24 @@ def _translate_split(args, items, out_dir: Path) -> None:
     from facesketch.translate.load import load_translator
 
     translator = load_translator(args.model, direction="AtoB", device=args.device)
+    style_for = None
+    if args.style is not None or args.style_from_annotations:
+        from facesketch.data.fs2k import parse_style
+
+        if not translator.styles:
+            flag = f"--style {args.style}" if args.style is not None else "--style-from-annotations"
+            raise UserError(f"{flag}: this model has no styles (it was trained without model.styles)")
+        if args.style_from_annotations:
+            def style_for(it):  # FSGAN's and HIDA's protocol: each photo drawn in the style of its own ground truth
+                v = it.attrs.get("style")
+                if not isinstance(v, int) or not 0 <= v < translator.styles:
+                    raise UserError(f"--style-from-annotations: {it.id} has no usable style annotation ({v!r})")
+                return v
+        else:
+            fixed = parse_style(args.style, translator.styles)
+            if fixed == "all":
+                raise UserError("--style all: evaluate one style at a time (--style 0, 1, 2) or --style-from-annotations")
+            style_for = lambda it: fixed  # noqa: E731
     pred_dir = out_dir / "predictions"
     todo = [it for it in items if it.pred is not None]
     bar = _progress(len(todo), "translate", args)
@@ -107,7 +131,8 @@ def _translate_split(args, items, out_dir: Path) -> None:
                 photos.append(load_rgb_array(it.pred))
             except UnreadableImageError as e:
                 raise UserError(f"FS2K photo unreadable: {e}; run `facesketch data check`") from None
-        for it, sketch in zip(batch, translator.translate_arrays(photos)):
+        styles = [style_for(it) for it in batch] if style_for else None
+        for it, sketch in zip(batch, translator.translate_arrays(photos, style=styles)):
             sketch = np.asarray(sketch, dtype=np.uint8)
             save_image_atomic(sketch, pred_dir / f"{it.id}.png")
             it.pred = sketch
@@ -123,6 +148,8 @@ def run(args) -> int:
 
     from facesketch.device import pick_device
 
+    if args.pred is not None and (args.style is not None or args.style_from_annotations):
+        raise UserError("--style and --style-from-annotations choose how --model draws; they do not apply to --pred sketches")
     args.device = str(pick_device(args.device))
     if args.pred is None:
         from facesketch.default_model import NAME, resolve_model

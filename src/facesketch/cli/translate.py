@@ -65,6 +65,15 @@ def run_translate(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: is a file, not a folder; choose another --out")
     args.model = resolve_model(args.model)
     tr = load_translator(args.model, direction=args.direction, device=device).at_size(args.size)
+    styles, suffixes = None, None
+    if args.style is not None:
+        from facesketch.data.fs2k import STYLE_NAMES, parse_style
+
+        if not tr.styles:
+            raise UserError(f"--style {args.style}: this model has no styles (it was trained without model.styles)")
+        chosen = parse_style(args.style, tr.styles)
+        styles = list(range(tr.styles)) if chosen == "all" else [chosen]
+        suffixes = ["_" + (STYLE_NAMES[k] if k < len(STYLE_NAMES) else f"style{k}") for k in styles]
     files = collect_inputs(args.inputs, recursive=args.recursive)
     if not files:
         raise UserError("no input images found (pass image files or folders)")
@@ -75,7 +84,7 @@ def run_translate(args: argparse.Namespace) -> int:
     rep = translate_files(tr, files, Path(args.out), save_masks=args.save_masks, ext=ext, batch_size=args.batch_size,
                           output_size=args.output_size, progress=show_progress(args), detector=detector,
                           paste_back=args.paste_back, whole_frame_fallback=args.whole_frame_fallback,
-                          save_boxes=args.save_boxes)  # fmt: skip
+                          save_boxes=args.save_boxes, styles=styles, style_suffixes=suffixes)  # fmt: skip
     faces = f" ({rep.faces} face(s), {args.detector} detector)" if detector is not None else ""
     print(f"wrote {len(rep.written)} image(s){faces} to {args.out}")
     rc = 0
@@ -133,6 +142,9 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--size", type=int, default=None, metavar="N",
                    help=f"translate at N x N px (a multiple of 4 from {MIN_SIZE} to {MAX_SIZE}; default: the model's own size, 288 "
                         "for the shipped model): faces are aligned to it, whole frames resized to it")  # fmt: skip
+    p.add_argument("--style", default=None, metavar="STYLE",
+                   help="for a model trained with styles: 0 or contour (light contour lines), 1 or bold (dark strokes, filled "
+                        "hair), 2 or shaded (soft shaded pencil), or all (one sketch per style: <stem>_contour.png, ...)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
     add_device(p)
     add_quiet(p)

@@ -32,6 +32,7 @@ class DomainFiles:
     A: list[Path]
     B: list[Path]
     ids_A: list[str]  # unique stems for outputs (FS2K: photo1_image0110)
+    styles_B: list[int] | None = None  # each sketch's style label (FS2K annotations, or ROOT/styles.json), if known
 
 
 def resolve_source(root: Path, source: str) -> str:
@@ -75,9 +76,54 @@ def discover(root: str | Path, phase: str = "train", source: str = "auto") -> Do
             raise UserError(
                 f"{root}: {len(missing)} annotated files are missing (first: {missing[0]}); run `facesketch data check {root}`"
             )
-        return DomainFiles(root, src, [r.photo for r in recs], [r.sketch for r in recs], [r.id for r in recs])
+        styles = [r.attrs.get("style") for r in recs]
+        styles_B = [int(x) for x in styles] if all(isinstance(x, int) and not isinstance(x, bool) for x in styles) else None
+        return DomainFiles(root, src, [r.photo for r in recs], [r.sketch for r in recs], [r.id for r in recs], styles_B)
     A, B = _list_images(root / f"{phase}A"), _list_images(root / f"{phase}B")
-    return DomainFiles(root, src, A, B, [p.stem for p in A])
+    return DomainFiles(root, src, A, B, [p.stem for p in A], read_style_labels(root, B))
+
+
+STYLE_FILES = ("styles.json", "styles.csv")
+
+
+def read_style_labels(root: Path, sketches: list[Path]) -> list[int] | None:
+    """The style label of each sketch of a trainA/trainB layout, from ``ROOT/styles.json`` ({"stem": style, ...}) or
+    ``ROOT/styles.csv`` (lines ``stem,style``); None when there is neither. A sketch missing from the file, or a label
+    that is not a non-negative integer, is a UserError naming the file and the stem."""
+    path = next((root / n for n in STYLE_FILES if (root / n).is_file()), None)
+    if path is None:
+        return None
+    try:
+        if path.suffix == ".json":
+            import json
+
+            table = json.loads(path.read_text())
+            if not isinstance(table, dict):
+                raise UserError(f"{path}: expected an object mapping each sketch's file stem to its style, e.g. {{\"b00\": 1}}")
+        else:
+            table = {}
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                stem, sep, value = line.partition(",")
+                if not sep:
+                    raise UserError(f"{path}:{n}: expected 'stem,style', got {line[:60]!r}")
+                table[stem.strip()] = value.strip()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path}: unreadable style labels ({e})") from None
+    out = []
+    for p in sketches:
+        if p.stem not in table:
+            raise UserError(f"{path}: no style for sketch {p.stem} ({p}); add it, or remove the file to train without styles")
+        v = table[p.stem]
+        try:
+            label = int(v)
+        except (TypeError, ValueError):
+            label = -1
+        if label < 0 or isinstance(v, bool) or (isinstance(v, float) and v != label):
+            raise UserError(f"{path}: style of {p.stem} is {v!r}; use a non-negative integer (0, 1, 2, ...)")
+        out.append(label)
+    return out
 
 
 def hold_out(files: DomainFiles, n: int) -> tuple[DomainFiles, list]:
@@ -95,6 +141,7 @@ def hold_out(files: DomainFiles, n: int) -> tuple[DomainFiles, list]:
     out = {r.id for r in held}
     keep = [i for i, r in enumerate(records) if r.id not in out]
     return replace(files, A=[files.A[i] for i in keep], B=[files.B[i] for i in keep],
+                   styles_B=[files.styles_B[i] for i in keep] if files.styles_B is not None else None,
                        ids_A=[files.ids_A[i] for i in keep]), held  # fmt: skip
 
 
@@ -194,7 +241,8 @@ class UnpairedDataset(Dataset):
     draws depend on the epoch even inside persistent DataLoader workers. Returns a dict: ``A``, ``B`` uint8 (3, S, S)
     RGB; ``A_index``, ``B_index``; for each precomputed target ``targets[key]``, ``A_<key>`` float16 (C, S, S), the
     same crop as the photo (a flip mirrors it, and negates channel 0 for normal maps); and the ``context`` entries
-    asked for: ``A_intrins`` float32 (3, 3), the intrinsics of the crop in the camera the targets were computed with
+    asked for; for a style-conditioned model ``A_style`` (the style this photo is drawn in, uniform) and ``B_style``
+    (the sketch's own label); ``A_intrins`` float32 (3, 3), the intrinsics of the crop in the camera the targets were computed with
     (``crop_intrinsics``); ``A_full`` uint8 (3, L, L), the whole load-size photo mirrored like the crop, and
     ``A_window`` int64 [x0, y0, h, w], where the crop sits in it (``A_full[:, y0:y0+h, x0:x0+w]`` is ``A``).
     Convert images on the device with ``transforms.to_model_range`` (-> [-1, 1]).
@@ -202,11 +250,14 @@ class UnpairedDataset(Dataset):
 
     def __init__(self, A: ImageBank, B: ImageBank, *, load_size: int, crop_size: int, preprocess: str = "resize_and_crop",
                  flip: bool = True, seed: int = 0, serial: bool = False, targets: dict[str, TargetBank] | None = None,
-                 context: tuple[str, ...] = ()):  # fmt: skip
+                 context: tuple[str, ...] = (), styles_B: list[int] | None = None, n_styles: int = 0):  # fmt: skip
         unknown = set(context) - {"A_intrins", "A_full", "A_window"}
         if unknown:
             raise ValueError(f"unknown context entries {sorted(unknown)} (A_intrins, A_full, A_window)")
         self.A, self.B, self.targets, self.context = A, B, dict(targets or {}), tuple(context)
+        self.n_styles, self.styles_B = n_styles, styles_B
+        if n_styles and (styles_B is None or len(styles_B) != len(B)):
+            raise ValueError("a style-conditioned dataset needs one style label per sketch")
         self.load_size, self.crop_size, self.preprocess, self.flip = load_size, crop_size, preprocess, flip
         self.seed, self.serial = int(seed), serial
 
@@ -231,6 +282,9 @@ class UnpairedDataset(Dataset):
             item["A_intrins"] = crop_intrinsics(pa, self.load_size_of_A())  # the camera the targets saw, for this crop
         if "A_full" in self.context or "A_window" in self.context:
             item["A_full"], item["A_window"] = context_view(self.A[ia], pa)
+        if self.n_styles:  # drawn last, so the crops and flips are those of an unconditional run
+            item["A_style"] = int(rng.integers(self.n_styles))  # each photo in a style sampled uniformly
+            item["B_style"] = int(self.styles_B[ib])  # each sketch carries its own
         return item
 
 

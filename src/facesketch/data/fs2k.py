@@ -57,6 +57,31 @@ class FS2KRecord:
         return self.image_name.replace("/", "_")
 
 
+# FS2K's three sketch styles (the annotations' ``style``), named by looking at the training sketches: light contour
+# lines with little shading (0), bold dark strokes and filled hair (1), soft shaded pencil, often on grey paper (2)
+STYLE_NAMES = ("contour", "bold", "shaded")
+
+
+def style_of(record) -> int | None:
+    """The annotated style of a record's sketch (0, 1, 2), or None."""
+    v = record.attrs.get("style")
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def parse_style(value: str, n_styles: int = 3) -> int | str:
+    """A style as given on the command line or in Python: an index, a name of ``STYLE_NAMES``, or 'all'; a UserError
+    naming the ``style`` argument otherwise."""
+    v = str(value).strip().lower()
+    if v == "all":
+        return "all"
+    if v in STYLE_NAMES and STYLE_NAMES.index(v) < n_styles:
+        return STYLE_NAMES.index(v)
+    if v.isdigit() and int(v) < n_styles:
+        return int(v)
+    names = ", ".join(f"{i} ({STYLE_NAMES[i]})" if i < len(STYLE_NAMES) else str(i) for i in range(n_styles))
+    raise UserError(f"style {value!r}: use {names} or all", arg="style")
+
+
 def spread_subset(records, n: int) -> list:
     """``n`` records evenly spread over ``records`` (every ``len // n``-th: both sources of the FS2K test split, photo1
     and photo3, and all three styles are in it); all if n <= 0."""

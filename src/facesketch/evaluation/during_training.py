@@ -20,6 +20,7 @@ def evaluate_translator(
     fsim_precision: str = "float32",
     workers: int = 0,
     metrics: tuple[str, ...] = METRICS,
+    style_of=None,
 ) -> dict[str, float]:
     """Mean LPIPS, SSIM, MS-SSIM, FSIM and SCOOT of ``translate_fn`` on FS2K ``records`` (keys as in METRICS).
 
@@ -30,7 +31,8 @@ def evaluate_translator(
     Reads the dataset files and nothing else; writes nothing. A mean is NaN when any image's value is (FSIM
     of a constant sketch, e.g. a collapsed generator). ``device`` (str or torch.device) runs LPIPS and FSIM;
     ``workers=0`` scores in this process; ``metrics`` selects a subset (e.g. without 'lpips' where its
-    weights are not cached).
+    weights are not cached). ``style_of(record) -> int``: for a style-conditioned model, the style each photo is drawn
+    in (``translate_fn`` then takes the photos and their styles).
     """
     from facesketch.data.images import load_rgb_array
     from facesketch.evaluation.protocol import load_grey_u8, rgb_to_grey_u8, to_eval_pair
@@ -43,7 +45,8 @@ def evaluate_translator(
     bs = max(1, batch_size)
     for i in range(0, len(recs), bs):
         batch = recs[i : i + bs]
-        sketches = translate_fn([load_rgb_array(r.photo) for r in batch])
+        photos = [load_rgb_array(r.photo) for r in batch]
+        sketches = translate_fn(photos) if style_of is None else translate_fn(photos, [style_of(r) for r in batch])
         if len(sketches) != len(batch):
             raise ValueError(f"translate_fn returned {len(sketches)} images for {len(batch)} photos")
         for r, s in zip(batch, sketches):

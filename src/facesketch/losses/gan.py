@@ -33,24 +33,30 @@ class ImagePool:
     def __init__(self, size: int, seed: int = 0):
         self.size = int(size)
         self.images: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []  # each stored image's label (the style it was drawn in), when given
         self.rng = random.Random(seed)
 
-    def query(self, images: torch.Tensor) -> torch.Tensor:
+    def query(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """The images to show the discriminator; with ``labels`` ((B,) long, e.g. each fake sketch's style) also the
+        labels of the images returned (a stored image comes back with its own label)."""
         if self.size == 0:
-            return images.detach()
-        out = []
-        for img in images.detach():
-            img = img.unsqueeze(0)
+            return images.detach() if labels is None else (images.detach(), labels)
+        out, out_labels = [], []
+        lab = labels if labels is not None else torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+        for img, lb in zip(images.detach(), lab):
+            img, lb = img.unsqueeze(0), lb.reshape(1)
             if len(self.images) < self.size:
                 self.images.append(img.clone())
-                out.append(img)
+                self.labels.append(lb.clone())
+                out.append(img), out_labels.append(lb)
             elif self.rng.random() > 0.5:
                 j = self.rng.randint(0, self.size - 1)
-                out.append(self.images[j].clone())
-                self.images[j] = img.clone()
+                out.append(self.images[j].clone()), out_labels.append(self.labels[j].clone())
+                self.images[j], self.labels[j] = img.clone(), lb.clone()
             else:
-                out.append(img)
-        return torch.cat(out, 0)
+                out.append(img), out_labels.append(lb)
+        images_out = torch.cat(out, 0)
+        return images_out if labels is None else (images_out, torch.cat(out_labels, 0))
 
     def state_dict(self) -> dict:
         """Plain tensors/lists only (loadable with ``torch.load(weights_only=True)``)."""
@@ -58,6 +64,7 @@ class ImagePool:
         return {
             "size": self.size,
             "images": torch.cat(self.images).cpu() if self.images else torch.empty(0),
+            "labels": torch.cat(self.labels).cpu() if self.labels else torch.empty(0, dtype=torch.long),
             "rng": [state[0], list(state[1]), state[2]],
         }
 
@@ -65,5 +72,9 @@ class ImagePool:
         self.size = int(sd["size"])
         imgs = sd["images"]
         self.images = [imgs[i : i + 1].to(device) for i in range(imgs.shape[0])] if imgs.numel() else []
+        labels = sd.get("labels")  # checkpoints from before styles: every stored image had the one style, 0
+        if labels is None or labels.numel() != len(self.images):
+            labels = torch.zeros(len(self.images), dtype=torch.long)
+        self.labels = [labels[i : i + 1].to(device) for i in range(len(self.images))]
         v, internal, gauss = sd["rng"]
         self.rng.setstate((v, tuple(internal), gauss))

@@ -78,6 +78,24 @@ def _upsampler(ngf: int, kind: str = "transpose") -> nn.Sequential:
     )  # fmt: skip
 
 
+def style_planes(style: torch.Tensor, n_styles: int, like: torch.Tensor) -> torch.Tensor:
+    """(B,) style indices -> (B, n_styles, H, W) one-hot planes at ``like``'s size, dtype and device."""
+    if style is None:
+        raise ValueError(f"this generator draws {n_styles} styles: pass style=(B,) indices in 0..{n_styles - 1}")
+    style = torch.as_tensor(style, device=like.device).reshape(-1).long()
+    if style.numel() == 1 and like.shape[0] > 1:
+        style = style.expand(like.shape[0])
+    if style.shape[0] != like.shape[0] or bool(((style < 0) | (style >= n_styles)).any()):
+        raise ValueError(f"style must hold {like.shape[0]} indices in 0..{n_styles - 1}, got {style.tolist()}")
+    b, _, h, w = like.shape
+    return torch.nn.functional.one_hot(style, n_styles).to(like.dtype)[:, :, None, None].expand(b, n_styles, h, w)
+
+
+def _with_style(x: torch.Tensor, style, n_styles: int) -> torch.Tensor:
+    """The encoder's input: the image, and for a style-conditioned generator its one-hot style planes after it."""
+    return torch.cat([x, style_planes(style, n_styles, x)], dim=1) if n_styles else x
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB -> (B, 1, H, W) grey with ITU-R 601 weights (PIL's 'L'); works in [-1, 1] as in [0, 1]."""
     w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -104,8 +122,10 @@ class AttentionGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 n_masks: int = 9, variant: str = "our", *, grey: bool = False, upsample: str = "transpose"):  # fmt: skip
+                 n_masks: int = 9, variant: str = "our", *, grey: bool = False, upsample: str = "transpose",
+                 styles: int = 0):  # fmt: skip
         super().__init__()
+        self.styles = styles
         if variant not in ("our", "geo"):
             raise ValueError(f"variant must be 'our' or 'geo', got {variant!r}")
         if variant == "our" and in_channels != out_channels:
@@ -113,15 +133,15 @@ class AttentionGenerator(nn.Module):
         self.variant, self.n_masks, self.out_channels, self.grey = variant, n_masks, out_channels, grey
         n_images = n_masks + (1 if variant == "geo" else 0)
         head_ch = 1 if grey else out_channels
-        self.encoder = _encoder(in_channels, ngf)
+        self.encoder = _encoder(in_channels + styles, ngf)
         self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
         self.content_up = _upsampler(ngf, upsample)
         self.content_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, head_ch * n_images, 7), nn.Tanh())
         self.attention_up = _upsampler(ngf, upsample)
         self.attention_head = nn.Conv2d(ngf, n_masks + 1, 1)
 
-    def forward(self, x: torch.Tensor) -> GeneratorOutput:
-        feat = self.resblocks(self.encoder(x))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> GeneratorOutput:
+        feat = self.resblocks(self.encoder(_with_style(x, style, self.styles)))
         b, _, h, w = x.shape
         content = self.content_head(self.content_up(feat)).view(b, -1, 1 if self.grey else self.out_channels, h, w)
         attention = torch.softmax(self.attention_head(self.attention_up(feat)), dim=1)
@@ -143,16 +163,16 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9, *,
-                 grey: bool = False, upsample: str = "transpose"):  # fmt: skip
+                 grey: bool = False, upsample: str = "transpose", styles: int = 0):  # fmt: skip
         super().__init__()
-        self.out_channels, self.grey = out_channels, grey
-        self.encoder = _encoder(in_channels, ngf)
+        self.out_channels, self.grey, self.styles = out_channels, grey, styles
+        self.encoder = _encoder(in_channels + styles, ngf)
         self.resblocks = nn.Sequential(*[ResidualBlock(ngf * 4) for _ in range(n_blocks)])
         self.decoder = nn.Sequential(_upsampler(ngf, upsample), nn.ReflectionPad2d(3),
                                      nn.Conv2d(ngf, 1 if grey else out_channels, 7), nn.Tanh())  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> GeneratorOutput:
-        y = self.decoder(self.resblocks(self.encoder(x)))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> GeneratorOutput:
+        y = self.decoder(self.resblocks(self.encoder(_with_style(x, style, self.styles))))
         return GeneratorOutput(y.expand(-1, self.out_channels, -1, -1) if self.grey else y)
 
 
@@ -195,7 +215,7 @@ def _attention(m: dict, default_variant: str) -> AttentionGenerator:
     bg = m.get("background") or ("generated" if default_variant == "geo" else "input")
     return AttentionGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"], n_masks=m["n_masks"],
                               variant="geo" if bg == "generated" else "our", grey=m.get("grey", False),
-                              upsample=m.get("upsample", "transpose"))  # fmt: skip
+                              upsample=m.get("upsample", "transpose"), styles=m.get("style_inputs", 0))  # fmt: skip
 
 
 register_generator(GeneratorSpec("attention", lambda m: _attention(m, "our"), attention=True,
@@ -203,7 +223,8 @@ register_generator(GeneratorSpec("attention", lambda m: _attention(m, "our"), at
 register_generator(GeneratorSpec("attention-geo", lambda m: _attention(m, "geo"), attention=True,
                                  doc="AttentionGAN-v2 with the background mask on a generated image"))  # fmt: skip
 register_generator(GeneratorSpec("resnet", lambda m: ResnetGenerator(ngf=m["ngf"], n_blocks=m["n_blocks"],
-                                 grey=m.get("grey", False), upsample=m.get("upsample", "transpose")),
+                                 grey=m.get("grey", False), upsample=m.get("upsample", "transpose"),
+                                 styles=m.get("style_inputs", 0)),
                                  doc="CycleGAN's resnet_9blocks generator"))  # fmt: skip
 
 
@@ -217,14 +238,16 @@ ROLES = ("G_A", "G_B")
 
 
 def role_options(model: dict, role: str) -> dict:
-    """The architecture options of one generator of the pair: ``G_A`` (photo -> sketch) reads ``background_A``
-    and ``grey_sketch`` (only the sketch side is grey); ``G_B`` reads ``background_B``; both read ``upsample``."""
+    """The architecture options of one generator of the pair: ``G_A`` (photo -> sketch) reads ``background_A``,
+    ``grey_sketch`` (only the sketch side is grey) and ``styles`` (only the sketch side draws styles); ``G_B`` reads
+    ``background_B``; both read ``upsample``."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     side = role[-1]
     bg = model.get(f"background_{side}", "auto")
     return {"background": None if bg in ("auto", "", None) else bg,
             "grey": bool(model.get("grey_sketch", False)) and role == "G_A",
+            "style_inputs": int(model.get("styles", 0) or 0) if role == "G_A" else 0,
             "upsample": model.get("upsample", "transpose")}  # fmt: skip
 
 

@@ -41,11 +41,14 @@ def make_evaluator(cfg: Config, root: Path, G: CycleGenerators, device: torch.de
         metrics = tuple(m for m in METRICS if m != "lpips")
         log.warning(f"note: evaluation during training without LPIPS ({e})")
 
+    styled = cfg.model.styles > 0  # a style model is scored with each photo drawn in its own sketch's style
+
     def score(gens: CycleGenerators) -> dict:
         tr = Translator(gens.G_A, model_meta(cfg), device=device)
+        fn = (lambda imgs, st: tr.translate_arrays(imgs, style=st)) if styled else (lambda imgs: tr.translate_arrays(imgs))
         try:
-            return evaluate_translator(lambda imgs: tr.translate_arrays(imgs), records, lpips_net="alex", device=device,
-                                       metrics=metrics)  # fmt: skip
+            return evaluate_translator(fn, records, lpips_net="alex", device=device, metrics=metrics,
+                                       style_of=(lambda r: min(fs2k.style_of(r) or 0, cfg.model.styles - 1)) if styled else None)  # fmt: skip
         finally:
             gens.train()
 

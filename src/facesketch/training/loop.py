@@ -84,8 +84,9 @@ def _adam(params, cfg: Config, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), **kw)
 
 
-def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to the model's image size."""
+def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple:
+    """The first N_FIXED test photos and sketches (train ones if there is no test phase), resized to the model's image
+    size; for a style-conditioned model also the styles to draw the photos in (0, 1, 2, ... in turn) and the sketches' own."""
     try:
         files = discover(root, "test", cfg.data.source)
     except UserError:
@@ -94,7 +95,12 @@ def _fixed_batch(cfg: Config, root: Path, device: torch.device) -> tuple[torch.T
     A = ImageBank(files.A[:N_FIXED], size, cache=False)
     B = ImageBank(files.B[:N_FIXED], size, cache=False)
     to = lambda bank: to_model_range(torch.stack([torch.from_numpy(bank[i].transpose(2, 0, 1).copy()) for i in range(len(bank))]))  # noqa: E731
-    return to(A).to(device), to(B).to(device)
+    a, b = to(A).to(device), to(B).to(device)
+    if not cfg.model.styles:
+        return a, b, None, None
+    style_A = torch.arange(a.shape[0], device=device) % cfg.model.styles
+    labels = files.styles_B[: b.shape[0]] if files.styles_B is not None else [0] * b.shape[0]
+    return a, b, style_A, torch.tensor([min(x, cfg.model.styles - 1) for x in labels], device=device)
 
 
 @torch.no_grad()
@@ -103,13 +109,15 @@ def save_samples(run_dir: Path, step: int, G: CycleGenerators, fixed: tuple[torc
     from facesketch.data.images import save_image_atomic
     from facesketch.report.grids import attention_panel, sample_grid
 
-    real_A, real_B = fixed
+    from facesketch.training.step import _g
+
+    real_A, real_B, style_A, style_B = fixed
     G_A, G_B = G.G_A, G.G_B
-    out_A = G_A(real_A)
+    out_A = _g(G_A, real_A, style_A)
     fake_B = out_A.image
     rec_A = G_B(fake_B).image
     fake_A = G_B(real_B).image
-    rec_B = G_A(fake_A).image
+    rec_B = _g(G_A, fake_A, style_B).image
     n = min(real_A.shape[0], real_B.shape[0])
     cols = {k: from_model_range(v[:n]).cpu().numpy() for k, v in
             dict(real_A=real_A, fake_B=fake_B, rec_A=rec_A, real_B=real_B, fake_A=fake_A, rec_B=rec_B).items()}  # fmt: skip
@@ -168,7 +176,17 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
     files = discover(root, "train", cfg.data.source)
     files, holdout = hold_out(files, cfg.data.holdout)
     if cfg.data.max_items:
-        files.A, files.B, files.ids_A = files.A[: cfg.data.max_items], files.B[: cfg.data.max_items], files.ids_A[: cfg.data.max_items]
+        k = cfg.data.max_items
+        files.A, files.B, files.ids_A = files.A[:k], files.B[:k], files.ids_A[:k]
+        files.styles_B = files.styles_B[:k] if files.styles_B is not None else None
+    n_styles = cfg.model.styles
+    if n_styles:
+        if files.styles_B is None:
+            raise UserError(f"model.styles={n_styles}: the sketches of {root} carry no style labels (FS2K's annotations, or "
+                            "ROOT/styles.json mapping each trainB file stem to its style)")  # fmt: skip
+        bad = sorted({x for x in files.styles_B if x >= n_styles})
+        if bad:
+            raise UserError(f"model.styles={n_styles}: the sketches are labelled with styles up to {max(bad)}; set model.styles={max(bad) + 1}")
     A, B = build_banks(files, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
                        cache=cfg.data.cache, progress=t.progress and main)  # fmt: skip
     size = load_size_for(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
@@ -185,7 +203,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
     context = tuple(sorted({k for spec in specs for k in spec.context(cfg)}))
     dataset = UnpairedDataset(A, B, load_size=cfg.data.load_size, crop_size=cfg.data.crop_size, preprocess=cfg.data.preprocess,
                               flip=cfg.data.flip, seed=t.seed, serial=cfg.data.serial_batches, targets=targets,
-                              context=context)  # fmt: skip
+                              context=context, styles_B=files.styles_B if n_styles else None, n_styles=n_styles)  # fmt: skip
     if t.batch_size > len(dataset):
         raise UserError(f"train.batch_size={t.batch_size} is more than the {len(dataset)} training images; "
                         f"use at most {len(dataset)}")  # fmt: skip
@@ -246,7 +264,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
             real_B = to_model_range(batch["B"].to(device, non_blocking=True))
             tgt = {k: batch[f"A_{k}"].to(device, non_blocking=True).float() for k in targets}
             ctx = {k: batch[k].to(device) for k in context}
-            stats = step_fn(real_A, real_B, tgt, ctx)
+            styles = {"A": batch["A_style"], "B": batch["B_style"]} if n_styles else None
+            stats = step_fn(real_A, real_B, tgt, ctx, styles)
             _check_finite(stats, ts.step + 1)
             ts.step += 1
             ts.update_ema()
@@ -310,7 +329,7 @@ def build_state(cfg: Config, dist: DistInfo, device: torch.device, amp, channels
     torch.manual_seed(t.seed)
     model = dataclasses.asdict(cfg.model)
     G = CycleGenerators(build_generator_from(model, "G_A"), build_generator_from(model, "G_B")).to(device)
-    D = CycleDiscriminators(build_discriminator_from(model), build_discriminator_from(model)).to(device)
+    D = CycleDiscriminators(build_discriminator_from(model, "D_A"), build_discriminator_from(model, "D_B")).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_G, opt_D = _adam(G.parameters(), cfg, device), _adam(D.parameters(), cfg, device)

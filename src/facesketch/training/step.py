@@ -30,18 +30,20 @@ class CycleGenerators(nn.Module):
         super().__init__()
         self.G_A, self.G_B = G_A, G_B
 
-    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool = False,
-                fake_B_noise: float = 0.0) -> dict[str, torch.Tensor]:  # fmt: skip
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool = False, fake_B_noise: float = 0.0,
+                style_A: torch.Tensor | None = None, style_B: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
         """``fake_B_noise``: std (model range, [-1, 1]) of Gaussian noise on fake_B where G_B reads it to rebuild the photo
-        (what the discriminator and the result see stays noise-free)."""
+        (what the discriminator and the result see stays noise-free). ``style_A``: (B,) the style each photo is drawn
+        in; ``style_B``: each real sketch's own style (G_A redraws fake_A in it for the sketch cycle). None: no styles."""
         n = real_A.shape[0]
-        out_A = self.G_A(torch.cat([real_A, real_B]) if identity else real_A)
+        styles_in = None if style_A is None else (torch.cat([style_A, style_B]) if identity else style_A)
+        out_A = _g(self.G_A, torch.cat([real_A, real_B]) if identity else real_A, styles_in)
         fake_B = out_A.image[:n]
         noisy_B = fake_B + fake_B_noise * torch.randn_like(fake_B) if fake_B_noise > 0 else fake_B
         inputs_B = [noisy_B, real_B] + ([real_A] if identity else [])
         out_B = self.G_B(torch.cat(inputs_B))
         rec_A, fake_A = out_B.image[:n], out_B.image[n : 2 * n]
-        rec_B = self.G_A(fake_A).image
+        rec_B = _g(self.G_A, fake_A, style_B).image
         res = {"fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "rec_B": rec_B}
         if identity:
             res["idt_A"], res["idt_B"] = out_A.image[n:], out_B.image[2 * n :]
@@ -49,6 +51,20 @@ class CycleGenerators(nn.Module):
             res["attention_A"] = out_A.attention[:n]  # G_A's masks on the photos, for the collapse monitor
             res["attention_B"] = out_B.attention[n : 2 * n]  # G_B's masks on the sketches
         return res
+
+
+def _g(G: nn.Module, x: torch.Tensor, style: torch.Tensor | None):
+    """Run a generator, passing the style only to a style-conditioned one (plain generators take just the image)."""
+    return G(x) if style is None else G(x, style)
+
+
+def judged_as(pred: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+    """A per-style PatchGAN's (B, S, h, w) logits -> the (B, 1, h, w) map of the style each image claims; a plain
+    discriminator's one map is returned as it is."""
+    if style is None or pred.shape[1] == 1:
+        return pred
+    idx = style.to(pred.device).long().view(-1, 1, 1, 1).expand(-1, 1, pred.shape[2], pred.shape[3])
+    return pred.gather(1, idx)
 
 
 class CycleDiscriminators(nn.Module):
@@ -126,9 +142,12 @@ class CycleGANStep:
             opt.step()
 
     def __call__(self, real_A: torch.Tensor, real_B: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
-                 context: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
+                 context: dict[str, torch.Tensor] | None = None, styles: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
         """real_A, real_B: (B, 3, S, S) in [-1, 1]; targets / context: what the enabled terms asked the batch for
-        (``CycleTensors``). Returns the named, detached scalars of the step."""
+        (``CycleTensors``); styles: for a style-conditioned model, {'A': (B,) the style each photo is drawn in,
+        'B': (B,) each real sketch's own style}. Returns the named, detached scalars of the step."""
+        style_A = styles["A"].to(real_A.device).long() if styles else None
+        style_B = styles["B"].to(real_B.device).long() if styles else None
         s, w, dev = self.s, self.s.weights, real_A.device.type
         real_A, real_B = self._prep(real_A), self._prep(real_B)
         identity = s.identity
@@ -138,8 +157,9 @@ class CycleGANStep:
         set_requires_grad(self.D_plain, False)
         self.opt_G.zero_grad(set_to_none=True)
         with self._autocast(dev):
-            o = self.G(real_A, real_B, identity, s.fake_B_noise)
-            pred_fake_B, pred_fake_A = self.D_plain.D_A(o["fake_B"]), self.D_plain.D_B(o["fake_A"])
+            o = self.G(real_A, real_B, identity, s.fake_B_noise, style_A, style_B)
+            pred_fake_B = judged_as(self.D_plain.D_A(o["fake_B"]), style_A)
+            pred_fake_A = self.D_plain.D_B(o["fake_A"])
         losses = {
             "G_A": gan_loss(pred_fake_B, True, s.gan_mode) * w["G_A"],
             "G_B": gan_loss(pred_fake_A, True, s.gan_mode) * w["G_B"],
@@ -163,12 +183,27 @@ class CycleGANStep:
         # ---- discriminator phase: real vs pooled fakes, 0.5 * (real + fake) each
         set_requires_grad(self.D_plain, True)
         self.opt_D.zero_grad(set_to_none=True)
-        fake_B = self._prep(self.pool_B.query(o["fake_B"]))
+        if style_A is None:
+            fake_B, fake_style = self._prep(self.pool_B.query(o["fake_B"])), None
+        else:  # a pooled fake comes back with the style it was drawn in
+            fake_B, fake_style = self.pool_B.query(o["fake_B"], style_A)
+            fake_B = self._prep(fake_B)
         fake_A = self._prep(self.pool_A.query(o["fake_A"]))
         n_B, n_A = real_B.shape[0], real_A.shape[0]
         with self._autocast(dev):
             pred_B, pred_A = self.D(torch.cat([real_B, fake_B]), torch.cat([real_A, fake_A]))
-        loss_D_A = 0.5 * (gan_loss(pred_B[:n_B], True, s.gan_mode) + gan_loss(pred_B[n_B:], False, s.gan_mode))
+        if style_A is None:
+            loss_D_A = 0.5 * (gan_loss(pred_B[:n_B], True, s.gan_mode) + gan_loss(pred_B[n_B:], False, s.gan_mode))
+        else:
+            # real sketches are real as their own style and fake as any other (so the style maps learn the styles
+            # apart, not only real from fake); fakes are fake as the style they were asked for
+            n_styles = pred_B.shape[1]
+            other = (style_B + torch.randint(1, n_styles, style_B.shape, device=style_B.device)) % n_styles
+            real_own = gan_loss(judged_as(pred_B[:n_B], style_B), True, s.gan_mode)
+            real_other = gan_loss(judged_as(pred_B[:n_B], other), False, s.gan_mode)
+            fake = gan_loss(judged_as(pred_B[n_B:], fake_style), False, s.gan_mode)
+            loss_D_A = 0.5 * (real_own + 0.5 * (fake + real_other))
+            stats["D_A_style"] = real_other.detach()
         loss_D_B = 0.5 * (gan_loss(pred_A[:n_A], True, s.gan_mode) + gan_loss(pred_A[n_A:], False, s.gan_mode))
         self._backward_step(loss_D_A + loss_D_B, self.opt_D)
         if self.scaler is not None:

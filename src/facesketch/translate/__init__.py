@@ -70,7 +70,7 @@ def _save(img: np.ndarray, dest: Path, rep: TranslateReport) -> None:
 def output_names(stem: str, ext: str) -> list[str]:
     """Every name ``translate_files`` may write for an input of this stem (face outputs matched by pattern)."""
     return [f"{stem}{ext}", f"{stem}_pasted{ext}", f"{stem}_attention.png", f"{stem}_faces.png", f"{stem}_face*{ext}",
-            f"{stem}_face*_attention.png"]  # fmt: skip
+            f"{stem}_face*_attention.png", f"{stem}_*{ext}", f"{stem}_*_attention.png"]  # fmt: skip
 
 
 def refuse_overwriting_inputs(files: list[Path], out_dir: Path, ext: str) -> None:
@@ -100,9 +100,13 @@ def refuse_overwriting_inputs(files: list[Path], out_dir: Path, ext: str) -> Non
 
 def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_masks: bool = False, ext: str = ".png",
                     batch_size: int = 8, output_size: str = "model", progress: bool = True, detector: FaceDetector | None = None,
-                    paste_back: bool = False, whole_frame_fallback: bool = False, save_boxes: bool = False) -> TranslateReport:  # fmt: skip
+                    paste_back: bool = False, whole_frame_fallback: bool = False, save_boxes: bool = False,
+                    styles: list[int] | None = None, style_suffixes: list[str] | None = None) -> TranslateReport:  # fmt: skip
     """Translate each file to ``out_dir/<stem><ext>`` (written atomically, one at a time, so nothing done is lost),
     each through the use case ``translate_images`` (``translate/image.py``).
+
+    ``styles``: for a style-conditioned model, the styles to draw each input in (one run per style); with several,
+    each output name gets that style's suffix from ``style_suffixes`` (``<stem>_contour.png``, ...).
 
     Unreadable inputs are collected in the report, not raised. With ``save_masks``, ``<stem>_attention.png``
     holds the attention masks as a labelled grid.
@@ -124,8 +128,12 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
     refuse_overwriting_inputs(files, out_dir, ext)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = TranslateReport()
-    opts = TranslateOptions(align=detector is not None, whole_frame_fallback=whole_frame_fallback, output_size=output_size,
-                            masks=save_masks, batch_size=batch_size)  # fmt: skip
+    styles = list(styles) if styles else [None]
+    suffixes = style_suffixes if len(styles) > 1 else [""] * len(styles)
+    if len(suffixes) != len(styles):
+        raise ValueError("one suffix per style")
+    runs = [(TranslateOptions(align=detector is not None, whole_frame_fallback=whole_frame_fallback, output_size=output_size,
+                              masks=save_masks, batch_size=batch_size, style=st), sfx) for st, sfx in zip(styles, suffixes)]  # fmt: skip
     bar = tqdm(total=len(files), desc="translating", unit="img", disable=not progress)
     # the face path goes one photo at a time (its faces form the batch); whole frames go batch_size files at a time
     step = 1 if detector is not None else batch_size
@@ -137,23 +145,26 @@ def translate_files(tr: Translator, files: list[Path], out_dir: Path, *, save_ma
                 chunk.append(f)
             except UnreadableImageError as e:
                 rep.failed.append(str(e))
-        for f, img, t in zip(chunk, imgs, translate_images(tr, imgs, opts, detector)):
-            if save_boxes and detector is not None:
-                from facesketch.faces import draw_faces
+        for r, (opts, sfx) in enumerate(runs):
+            for f, img, t in zip(chunk, imgs, translate_images(tr, imgs, opts, detector)):
+                first = r == 0  # what does not depend on the style is written and counted once
+                if first and save_boxes and detector is not None:
+                    from facesketch.faces import draw_faces
 
-                save_image_atomic(draw_faces(img, t.faces), out_dir / f"{f.stem}_faces.png")
-            if t.no_face:
-                rep.no_face.append(f)
-                what = "translating the whole frame" if whole_frame_fallback else "skipped (--whole-frame-fallback: translate it whole)"
-                log.warning(f"{f}: no face found; {what}")
-            for k, name in enumerate(t.names(f.stem)):
-                _save(t.outputs[k], out_dir / f"{name}{ext}", rep)
-                panel = t.panel(k) if save_masks else None
-                if panel is not None:
-                    save_image_atomic(panel, out_dir / f"{name}_attention.png")
-            rep.faces += len(t.faces)
-            if paste_back and t.faces:
-                _save(t.pasted(img), out_dir / f"{f.stem}_pasted{ext}", rep)
+                    save_image_atomic(draw_faces(img, t.faces), out_dir / f"{f.stem}_faces.png")
+                if first and t.no_face:
+                    rep.no_face.append(f)
+                    what = "translating the whole frame" if whole_frame_fallback else "skipped (--whole-frame-fallback: translate it whole)"
+                    log.warning(f"{f}: no face found; {what}")
+                for k, name in enumerate(t.names(f.stem + sfx)):
+                    _save(t.outputs[k], out_dir / f"{name}{ext}", rep)
+                    panel = t.panel(k) if save_masks else None
+                    if panel is not None:
+                        save_image_atomic(panel, out_dir / f"{name}_attention.png")
+                if first:
+                    rep.faces += len(t.faces)
+                if paste_back and t.faces:
+                    _save(t.pasted(img), out_dir / f"{f.stem}{sfx}_pasted{ext}", rep)
         bar.update(len(files[i : i + step]))
     bar.close()
     return rep

@@ -30,6 +30,7 @@ class TranslateOptions:
     masks: keep the attention masks (generators with attention only).
     batch_size: images per forward pass.
     size: the square size (px) faces are aligned to and frames resized to; None: the model's own size.
+    style: for a style-conditioned model, the style to draw in (an index; None: style 0).
     """
 
     align: bool = True
@@ -38,6 +39,7 @@ class TranslateOptions:
     masks: bool = True
     batch_size: int = 8
     size: int | None = None
+    style: int | None = None
 
     def __post_init__(self):
         if self.size is not None:
@@ -111,7 +113,8 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _whole_frames(tr: Translator, imgs: list[np.ndarray], opts: TranslateOptions) -> list[Translation]:
-    outs, masks = tr.translate_arrays(imgs, batch_size=opts.batch_size, output_size=opts.output_size, return_attention=True)
+    outs, masks = tr.translate_arrays(imgs, batch_size=opts.batch_size, output_size=opts.output_size, return_attention=True,
+                                      style=opts.style)  # fmt: skip
     return [Translation([y], [resize(x, tr.size)], [m if opts.masks else None]) for x, y, m in zip(imgs, outs, masks)]
 
 
@@ -127,6 +130,7 @@ def translate_images(tr: Translator, imgs: list[np.ndarray], options: TranslateO
     """``translate_image`` for several images: the face path one image at a time (its faces form the batch), whole
     frames ``options.batch_size`` at a time."""
     tr = tr.at_size(options.size)
+    tr.check_style(options.style)
     results: list[Translation | None] = [None] * len(imgs)
     whole: list[int] = []
     for i, img in enumerate(imgs):
@@ -142,7 +146,8 @@ def translate_images(tr: Translator, imgs: list[np.ndarray], options: TranslateO
                 whole.append(i)
             results[i] = Translation(no_face=True)
             continue
-        outs, masks = tr.translate_arrays([a.image for a in aligned], batch_size=options.batch_size, return_attention=True)
+        outs, masks = tr.translate_arrays([a.image for a in aligned], batch_size=options.batch_size, return_attention=True,
+                                          style=options.style)  # fmt: skip
         masks = masks if options.masks else [None] * len(outs)
         results[i] = Translation(outs, [a.image for a in aligned], masks, list(faces), aligned)
     if whole:
