@@ -67,6 +67,13 @@ def add_device(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP + (f"; {what}" if what else ""))
 
 
+def add_precision(p: argparse.ArgumentParser) -> None:
+    """``--precision``, the same in every verb that translates."""
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (the default): bf16 where it is fast (CPUs with AMX tiles, GPUs with bf16; measured within "
+                        "0.002 of fp32 on each FS2K metric), else fp32; fp32 or bf16 to choose")  # fmt: skip
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``--quiet``, the same in every verb that draws progress."""
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from facesketch.config import LPIPS_NETS
-from facesketch.cli import add_device, add_quiet, show_progress
+from facesketch.cli import add_device, add_precision, add_quiet, show_progress
 from facesketch.errors import UserError
 
 EXAMPLES = """\
@@ -56,6 +56,7 @@ def register(subparsers, help_text: str) -> None:
     p.add_argument("--fsim-precision", default="float32", choices=("float32", "float64"),
                    help="FSIM FFT precision: float32 (default, within 1e-6 of FeatureSIM.m) or float64 (exact, slower)")
     add_device(p, "runs LPIPS, FSIM and the --model translation")
+    add_precision(p)
     add_quiet(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="scoring processes (default: one per CPU core for >= 64 pairs on CPU; 0 = in this process)")
@@ -100,7 +101,7 @@ def _translate_split(args, items, out_dir: Path) -> None:
     from facesketch.data.images import UnreadableImageError, load_rgb_array, save_image_atomic
     from facesketch.translate.load import load_translator
 
-    translator = load_translator(args.model, direction="AtoB", device=args.device)
+    translator = load_translator(args.model, direction="AtoB", device=args.device, precision=args.precision)
     style_for = None
     if args.style is not None or args.style_from_annotations:
         from facesketch.data.fs2k import parse_style

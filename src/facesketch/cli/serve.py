@@ -7,7 +7,7 @@ import ipaddress
 import socket
 import sys
 
-from facesketch.cli import add_device
+from facesketch.cli import add_device, add_precision
 from facesketch.inference import MAX_SIZE, MIN_SIZE, check_size
 from facesketch.errors import UserError
 
@@ -70,6 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(args.model, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
                          device=pick_device(args.device), size=args.size, workers=args.workers, queue=args.queue,
+                         precision=args.precision,
                          body_timeout=args.body_timeout)  # fmt: skip
     except BaseException:
         sock.close()
@@ -111,6 +112,7 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
                    help="seconds an upload may stall (default 30); then 408")
     add_device(p)
+    add_precision(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")  # fmt: skip
     p.set_defaults(func=run_serve)

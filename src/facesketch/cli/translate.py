@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facesketch.cli import add_device, add_quiet, show_progress
+from facesketch.cli import add_device, add_precision, add_quiet, show_progress
 from facesketch.errors import UserError
 from facesketch.inference import DIRECTIONS, MAX_SIZE, MIN_SIZE, check_size
 from facesketch.models.generators import GENERATORS
@@ -64,7 +64,7 @@ def run_translate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder; choose another --out")
     args.model = resolve_model(args.model)
-    tr = load_translator(args.model, direction=args.direction, device=device).at_size(args.size)
+    tr = load_translator(args.model, direction=args.direction, device=device, precision=args.precision).at_size(args.size)
     styles, suffixes = None, None
     if args.style is not None:
         from facesketch.data.fs2k import STYLE_NAMES, parse_style
@@ -147,5 +147,6 @@ def register(sub, help_text: str) -> None:
                         "hair), 2 or shaded (soft shaded pencil), or all (one sketch per style: <stem>_contour.png, ...)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
     add_device(p)
+    add_precision(p)
     add_quiet(p)
     p.set_defaults(func=run_translate)

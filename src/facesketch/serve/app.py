@@ -209,14 +209,14 @@ def _fit(img: np.ndarray, side: int) -> np.ndarray:
 class DemoModel:
     """The model behind the demo: a Translator per available direction, the face detector, one inference at a time."""
 
-    def __init__(self, model: str | Path, *, device: str = "cpu", size: int | None = None):
+    def __init__(self, model: str | Path, *, device: str = "cpu", size: int | None = None, precision: str = "fp32"):
         from facesketch.inference import DIRECTIONS
         from facesketch.translate.load import load_translator
 
         self.translators = {}
         for d in DIRECTIONS:
             try:
-                self.translators[d] = load_translator(model, direction=d, device=device).at_size(size)
+                self.translators[d] = load_translator(model, direction=d, device=device, precision=precision).at_size(size)
             except UserError:
                 if d == "AtoB":  # the photo -> sketch generator is what the demo is for
                     raise
@@ -282,13 +282,13 @@ class DemoModel:
 
 def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_megapixels: float = 50,
                device: str = "cpu", size: int | None = None, workers: int | None = None, queue: int = 8,
-               body_timeout: float = 30.0):  # fmt: skip
+               body_timeout: float = 30.0, precision: str = "fp32"):  # fmt: skip
     """The FastAPI application for ``model`` (a run directory, an export file, or a loaded DemoModel)."""
     page_html = (Path(__file__).resolve().parent / "static" / "index.html").read_text(encoding="utf-8")
 
     if max_upload_mb <= 0 or max_megapixels <= 0:
         raise UserError("--max-upload-mb and --max-megapixels must be positive")
-    demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device, size=size)
+    demo = model if isinstance(model, DemoModel) else DemoModel(model, device=device, size=size, precision=precision)
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
                     workers=workers or default_workers(), queue=queue, body_timeout=body_timeout)  # fmt: skip
     if limits.workers < 1 or limits.queue < 0 or not limits.body_timeout > 0:
