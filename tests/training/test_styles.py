@@ -95,15 +95,23 @@ def test_style_labels_of_a_folder_layout_are_checked(tmp_path):
 def test_style_on_the_command_line(styled_run, tiny_model, tmp_path, capsys):
     photo = tmp_path / "p.png"
     Image.fromarray(np.full((40, 40, 3), 150, np.uint8)).save(photo)
-    assert main(["translate", "--model", str(styled_run), "--no-align", "--quiet", "--style", "all", "--out",
-                 str(tmp_path / "all"), str(photo)]) == 0  # fmt: skip
+    from facesketch.translate.load import load_translator
+
+    assert main(["translate", "--model", str(styled_run), "--no-align", "--quiet", "--precision", "fp32", "--style", "all",
+                 "--out", str(tmp_path / "all"), str(photo)]) == 0  # fmt: skip
     names = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert names == ["p_bold.png", "p_contour.png", "p_shaded.png"]
-    outs = [np.asarray(Image.open(tmp_path / "all" / n)) for n in names]
-    assert not np.array_equal(outs[0], outs[1])  # the styles are drawn differently
-    assert main(["translate", "--model", str(styled_run), "--no-align", "--quiet", "--style", "bold", "--out",
-                 str(tmp_path / "one"), str(photo)]) == 0  # fmt: skip
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "p.png")), outs[0])
+    tr = load_translator(styled_run)
+    img = np.asarray(Image.open(photo).convert("RGB"))
+    for name, k in (("p_contour.png", 0), ("p_bold.png", 1), ("p_shaded.png", 2)):  # each file is its own style's drawing
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "all" / name)), tr.translate_arrays([img], style=k)[0]), name
+    import torch
+
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert not torch.equal(tr.forward(x, 0).image, tr.forward(x, 1).image)  # the style changes the drawing
+    assert main(["translate", "--model", str(styled_run), "--no-align", "--quiet", "--precision", "fp32", "--style", "bold",
+                 "--out", str(tmp_path / "one"), str(photo)]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / "p.png")), np.asarray(Image.open(tmp_path / "all" / "p_bold.png")))
     capsys.readouterr()
     assert main(["translate", "--model", str(tiny_model), "--no-align", "--style", "1", "--out", str(tmp_path / "x"), str(photo)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -143,7 +151,7 @@ def test_the_annotation_protocol_draws_each_photo_in_its_own_style(styled_run, t
 
     monkeypatch.setattr(Translator, "translate_arrays", spy)
     assert main(["evaluate", "--model", str(styled_run), "--fs2k", str(fs2k), "--out", str(out), "--style-from-annotations",
-                 "--metrics", "ssim", "--workers", "0", "--quiet"]) == 0  # fmt: skip
+                 "--metrics", "ssim", "--workers", "0", "--quiet", "--precision", "fp32"]) == 0  # fmt: skip
     assert asked == [2, 0, 1, 2]  # each photo in the style of its own ground-truth sketch, in record order
     monkeypatch.setattr(Translator, "translate_arrays", real)
     tr = load_translator(styled_run)
@@ -153,3 +161,25 @@ def test_the_annotation_protocol_draws_each_photo_in_its_own_style(styled_run, t
         want = tr.translate_arrays([photo], style=style)[0]
         got = np.asarray(Image.open(out / "predictions" / f"photo1_image{num}.png").convert("RGB"))
         assert np.array_equal(got, want), num
+
+
+def test_the_web_demo_offers_the_styles(styled_run, tiny_model):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from facesketch.serve.app import create_app
+
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 150, np.uint8)).save(buf, format="PNG")
+    client = TestClient(create_app(styled_run))
+    assert client.get("/api/info").json()["styles"] == ["contour", "bold", "shaded"]
+    r = client.post("/api/translate?align=false&style=all", content=buf.getvalue())
+    assert r.status_code == 200 and [x["name"] for x in r.json()["results"]] == ["image_contour", "image_bold", "image_shaded"]
+    r = client.post("/api/translate?align=false&style=shaded", content=buf.getvalue())
+    assert r.status_code == 200 and [x["name"] for x in r.json()["results"]] == ["image"]
+    plain = TestClient(create_app(tiny_model))
+    assert plain.get("/api/info").json()["styles"] == []
+    r = plain.post("/api/translate?align=false&style=1", content=buf.getvalue())
+    assert r.status_code == 400 and "no styles" in r.json()["detail"]

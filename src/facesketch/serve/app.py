@@ -230,16 +230,22 @@ class DemoModel:
         self._lock = threading.Lock()  # CPU inference: one request at a time is faster than several competing
 
     def info(self) -> dict:
-        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": self.translators["AtoB"].size,
-                "directions": list(self.translators), "face_detection": self.detector is not None}  # fmt: skip
+        from facesketch.data.fs2k import STYLE_NAMES
 
-    def run(self, img: np.ndarray, *, direction: str = "AtoB", align: bool = True) -> dict:
+        n = self.translators["AtoB"].styles
+        return {"name": self.meta.get("name", "model"), "generator": self.meta["generator"], "size": self.translators["AtoB"].size,
+                "directions": list(self.translators), "face_detection": self.detector is not None,
+                "styles": [STYLE_NAMES[k] if k < len(STYLE_NAMES) else f"style{k}" for k in range(n)]}  # fmt: skip
+
+    def run(self, img: np.ndarray, *, direction: str = "AtoB", align: bool = True, style: str | None = None) -> dict:
         """(H, W, 3) uint8 RGB -> the API answer.
 
         ``results``: one entry per face (or one for the whole image), each with ``name``, ``box`` (x, y, w, h in
         input pixels, or None), ``from_eyes``, and PNG data URLs ``input`` (the S x S crop the model saw),
         ``output`` (S x S) and ``attention`` (a list of {label, mean, image} per mask, or None). ``pasted``: the
         outputs composited into the input (long side at most 2048), ``detections``: the input with boxes drawn.
+        ``style`` (models with styles, photo -> sketch): an index or name, or 'all' (one result per style and face,
+        named ``face0_contour``, ...; ``pasted`` is then the first style's).
         """
         from facesketch.faces import draw_faces
         from facesketch.translate.image import TranslateOptions, translate_image
@@ -249,14 +255,31 @@ class DemoModel:
         answer = {"direction": direction, "width": w, "height": h, "aligned": False, "faces": 0, "no_face": False,
                   "results": [], "pasted": None, "detections": None}  # fmt: skip
         face_path = align and self.detector is not None
+        styles: list[int | None] = [None]
+        if style not in (None, ""):
+            from facesketch.data.fs2k import STYLE_NAMES, parse_style
+
+            if direction != "AtoB" or not tr.styles:
+                raise UploadRejected(400, f"style {short(style)!r}: this model has no styles")
+            try:
+                chosen = parse_style(style, tr.styles)
+            except UserError as e:
+                raise UploadRejected(400, str(e)) from None
+            styles = list(range(tr.styles)) if chosen == "all" else [chosen]
+        results = []
         with self._lock:
-            t = translate_image(tr, img, TranslateOptions(align=face_path, whole_frame_fallback=True), self.detector)
-        names = [f"face{i}" for i in range(len(t.faces))] if t.faces else ["image"]
-        for i, name in enumerate(names):
-            face = t.faces[i] if t.faces else None
-            answer["results"].append(self._result(name, t.inputs[i], t.outputs[i], t.attention[i],
-                                                  box=face.box if face else None,
-                                                  from_eyes=t.aligned[i].from_eyes if face else None))  # fmt: skip
+            for st in styles:
+                results.append((st, translate_image(tr, img, TranslateOptions(align=face_path, whole_frame_fallback=True, style=st),
+                                                    self.detector)))  # fmt: skip
+        t = results[0][1]
+        for st, tt in results:
+            sfx = "" if len(results) == 1 else "_" + (STYLE_NAMES[st] if st < len(STYLE_NAMES) else f"style{st}")
+            names = [f"face{i}" for i in range(len(tt.faces))] if tt.faces else ["image"]
+            for i, name in enumerate(names):
+                face = tt.faces[i] if tt.faces else None
+                answer["results"].append(self._result(name + sfx, tt.inputs[i], tt.outputs[i], tt.attention[i],
+                                                      box=face.box if face else None,
+                                                      from_eyes=tt.aligned[i].from_eyes if face else None))  # fmt: skip
         if t.faces:
             n = len(t.faces)
             answer.update(aligned=True, faces=n, message=f"{n} face{'s' if n > 1 else ''} found, aligned and translated.",
@@ -324,7 +347,7 @@ def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_
         return gate.status()
 
     @app.post("/api/translate")
-    async def translate(request: Request, direction: str = "AtoB", align: bool = True):
+    async def translate(request: Request, direction: str = "AtoB", align: bool = True, style: str | None = None):
         if not gate.enter():
             return JSONResponse({"detail": f"the server is busy ({gate.inside} requests in hand); try again in a few seconds"},
                                 status_code=503, headers={"Retry-After": "5"})  # fmt: skip
@@ -339,7 +362,7 @@ def create_app(model: str | Path | DemoModel, *, max_upload_mb: float = 10, max_
                     img = await run_in_threadpool(decode_upload, data, limits)
                     del data
                     big = img.width * img.height > 4_000_000
-                    answer = await run_in_threadpool(demo.run, np.asarray(img), direction=direction, align=align)
+                    answer = await run_in_threadpool(demo.run, np.asarray(img), direction=direction, align=align, style=style)
                     del img
                     if big:
                         _trim_memory()
