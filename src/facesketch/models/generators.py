@@ -144,7 +144,7 @@ class AttentionGenerator(nn.Module):
         feat = self.resblocks(self.encoder(_with_style(x, style, self.styles)))
         b, _, h, w = x.shape
         content = self.content_head(self.content_up(feat)).view(b, -1, 1 if self.grey else self.out_channels, h, w)
-        attention = torch.softmax(self.attention_head(self.attention_up(feat)), dim=1)
+        attention = torch.softmax(self.attention_head(self.attention_up(feat)).float(), dim=1)  # fp32 masks under autocast too
         if self.variant == "our":
             background = luma(x) if self.grey else x
             images = torch.cat([content, background.unsqueeze(1)], dim=1)  # background mask copies the input
