@@ -184,6 +184,10 @@ def load(model: str | PathLike | None = "default", device: str = "auto", *, dete
     from facesketch.device import pick_device
     from facesketch.translate.load import load_translator
 
+    from facesketch.faces import DETECTORS
+
+    if detector not in DETECTORS:
+        raise ValueError(f"detector={detector!r}: use one of {', '.join(repr(d) for d in DETECTORS)}")
     dev = pick_device(device)
     translators = {}
     for d in DIRECTIONS:
@@ -204,8 +208,6 @@ def load(model: str | PathLike | None = "default", device: str = "auto", *, dete
 
             require_cv2()
             det = FaceDetector()
-        else:
-            raise ValueError(f"detector={detector!r}: use 'haar' or 'blazeface'")
     except UserError:
         det = None  # no OpenCV (or no BlazeFace weights): whole frames only, as the CLI does
     return Sketcher(translators, det)

@@ -128,7 +128,9 @@ def register(sub, help_text: str) -> None:
     p.add_argument("--whole-frame-fallback", action="store_true",
                    help="face path: when no face is found, translate the whole image instead of skipping it")  # fmt: skip
     p.add_argument("--max-faces", type=int, default=0, metavar="N", help="face path: keep the N largest faces (default 0: all)")
-    p.add_argument("--detector", default="haar", choices=["haar", "blazeface"],
+    from facesketch.faces import DETECTORS
+
+    p.add_argument("--detector", default="haar", choices=DETECTORS,
                    help="face path: OpenCV's Haar cascades (default, shipped with OpenCV) or MediaPipe's BlazeFace, tiled "
                         "(finds more small faces in wide shots; needs `facesketch weights fetch blazeface blazeface-anchors`)")  # fmt: skip
     p.add_argument("--mediapipe-dir", default=None, metavar="DIR",

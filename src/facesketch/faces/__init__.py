@@ -9,4 +9,6 @@ from __future__ import annotations
 from facesketch.faces.align import AlignedFace, align_face, alignment_matrix, eye_points, paste_back
 from facesketch.faces.detect import Face, FaceDetector, draw_faces
 
-__all__ = ["AlignedFace", "Face", "FaceDetector", "align_face", "alignment_matrix", "draw_faces", "eye_points", "paste_back"]
+DETECTORS = ("haar", "blazeface")  # OpenCV's Haar cascades (the default), MediaPipe's BlazeFace (tiled; faces/blazeface.py)
+
+__all__ = ["DETECTORS", "AlignedFace", "Face", "FaceDetector", "align_face", "alignment_matrix", "draw_faces", "eye_points", "paste_back"]

@@ -208,7 +208,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
         raise UserError(f"train.batch_size={t.batch_size} is more than the {len(dataset)} training images; "
                         f"use at most {len(dataset)}")  # fmt: skip
     sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
-    workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, (os.cpu_count() or 1) - 1))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, usable - 1))
+    if workers > usable:
+        say(f"note: data.num_workers={workers} capped at {usable}, the CPUs this process may use", err=True)
+        workers = usable
     loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0, drop_last=False)  # fmt: skip
     steps_per_epoch = math.ceil(sampler.per_rank() / t.batch_size)
