@@ -43,3 +43,10 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cpu" and cpu_has_amx():
         return torch.bfloat16
     return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it), at least 1."""
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

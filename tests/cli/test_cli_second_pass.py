@@ -108,13 +108,19 @@ def test_download_into_a_file_negative_limit_and_empty_metrics(tmp_path, capsys,
                                   "--metrics", ","]), "--metrics", "names no metric")  # fmt: skip
 
 
-def test_a_label_cannot_break_the_table(tmp_path):
+def _identical_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A prediction folder and a ground-truth folder holding the same small image (SSIM 1)."""
     pred, gt = tmp_path / "pred", tmp_path / "gt"
     pred.mkdir(), gt.mkdir()
     img = np.full((32, 32), 200, np.uint8)
     img[8:24, 8:24] = 40
     for d in (pred, gt):
         Image.fromarray(img).save(d / "a.png")
+    return pred, gt
+
+
+def test_a_label_cannot_break_the_table(tmp_path):
+    pred, gt = _identical_pair(tmp_path)
     assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "e"), "--metrics", "ssim",
                  "--workers", "0", "--quiet", "--label", "a|b\nc"]) == 0  # fmt: skip
     rows = [ln for ln in (tmp_path / "e" / "table.md").read_text().splitlines() if "ours:" in ln]
@@ -142,12 +148,7 @@ def test_weights_source_that_is_a_device_says_so(capsys):
 
 
 def test_workers_are_capped_at_the_usable_cpus(tmp_path, capsys):
-    pred, gt = tmp_path / "pred", tmp_path / "gt"
-    pred.mkdir(), gt.mkdir()
-    img = np.full((32, 32), 200, np.uint8)
-    img[8:24, 8:24] = 40
-    for d in (pred, gt):
-        Image.fromarray(img).save(d / "a.png")
+    pred, gt = _identical_pair(tmp_path)
     rc = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "e"), "--metrics", "ssim",
                "--workers", "512", "--quiet"])  # fmt: skip
     assert rc == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -171,7 +170,9 @@ def run(args) -> int:
             raise UserError(f"--size {args.size} is too large: use at most 4096 (FS2K's sketches are at most 475 px)")
     if args.workers is not None and args.workers < 0:
         raise UserError("--workers must be >= 0")
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from facesketch.device import usable_cpus
+
+    usable = usable_cpus()
     if args.workers is not None and args.workers > usable:
         logging.getLogger(__name__).warning(f"note: --workers {args.workers} capped at {usable}, the CPUs this process may use")
         args.workers = usable

@@ -48,10 +48,9 @@ class _OverLimit(Exception):
 
 def default_workers() -> int:
     """Images decoded and translated at once by default: one per two usable CPUs (at least one)."""
-    import os
+    from facesketch.device import usable_cpus
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, usable // 2)
+    return max(1, usable_cpus() // 2)
 
 
 @dataclass(frozen=True)

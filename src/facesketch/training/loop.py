@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from facesketch.data.datasets import (
     target_path,  # fmt: skip
 )
 from facesketch.data.transforms import from_model_range, load_size_for, to_model_range
-from facesketch.device import amp_dtype
+from facesketch.device import amp_dtype, usable_cpus
 from facesketch.errors import UserError
 from facesketch.losses import priors as _priors  # noqa: F401  (registers the prior terms)
 from facesketch.losses.gan import ImagePool
@@ -208,7 +207,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, dist: DistInfo, signals: St
         raise UserError(f"train.batch_size={t.batch_size} is more than the {len(dataset)} training images; "
                         f"use at most {len(dataset)}")  # fmt: skip
     sampler = EpochSampler(len(dataset), shuffle=not cfg.data.serial_batches, seed=t.seed, rank=dist.rank, world=dist.world)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = usable_cpus()
     workers = cfg.data.num_workers if cfg.data.num_workers >= 0 else min(4, max(0, usable - 1))
     if workers > usable:
         say(f"note: data.num_workers={workers} capped at {usable}, the CPUs this process may use", err=True)
